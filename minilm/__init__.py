@@ -15,7 +15,7 @@ Shape legend used in every docstring and shape comment:
 
 from .config import PRESETS, ModelConfig
 from .evaluate import evaluate, surprisal
-from .generate import generate, generate_stream
+from .generate import generate, generate_stream, generate_tokens
 from .model import KVCache, MiniLM, available_models, load
 from .tokenizer import ByteTokenizer
 
@@ -23,5 +23,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS", "ByteTokenizer", "KVCache", "MiniLM", "ModelConfig", "available_models",
-    "evaluate", "generate", "generate_stream", "load", "surprisal",
+    "evaluate", "generate", "generate_stream", "generate_tokens", "load", "surprisal",
 ]

@@ -1,19 +1,21 @@
 """The one dispatch point: (op name, backend name) -> function.
 
 The model never names a kernel variant; it asks `ops(backend)` for a namespace holding
-`softmax, layernorm, gelu, attention, ffn` and calls `linear` for every weight matrix.
+`softmax, layernorm, gelu, attention, ffn, linear` and calls `backend.linear` for every weight
+matrix (float or k-bit).
 Backends: "reference" (NumPy, the spec), "cpu" (Numba), "cuda" (numba.cuda; GPU or simulator).
 Chapter 5 shows how one model runs on all three.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 
 import numpy as np
 
 BACKENDS = ("reference", "cpu", "cuda")
-OPS = ("softmax", "layernorm", "gelu", "attention", "ffn")
+OPS = ("softmax", "layernorm", "gelu", "attention", "ffn", "linear")
 
 
 def check_backend(backend) -> str:
@@ -25,6 +27,16 @@ def check_backend(backend) -> str:
 def ops(backend: str):
     """The kernel module of a backend (imported, and for CUDA initialised, on first use)."""
     return importlib.import_module(f"minilm.kernels.{check_backend(backend)}")
+
+
+def region(backend: str):
+    """A context to run a whole model step in: on "cpu" it keeps BLAS and Numba threads from
+    fighting over the cores (see `kernels/threads.py`); elsewhere it does nothing."""
+    if check_backend(backend) == "cpu":
+        from .kernels.threads import cpu_region
+
+        return cpu_region()
+    return contextlib.nullcontext()
 
 
 def op(name: str, backend: str):
@@ -40,7 +52,7 @@ def linear(x: np.ndarray, w, b: np.ndarray, backend: str) -> np.ndarray:
     A quantized weight stores W^T (N, K), the layout of `kbit.matmul(x, qt)` = x @ W^T.
     """
     if isinstance(w, np.ndarray):
-        return x @ w + b
+        return ops(backend).linear(x, w, b)
     from . import kbit
 
     return kbit.matmul(x, w, backend=backend) + b

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import check_backend, linear, ops
+from .backend import check_backend, linear, ops, region
 from .config import ModelConfig
 from .params import check_params, init_params, load_params, save_params
 
@@ -116,7 +116,11 @@ class MiniLM:
         """
         kernels = ops(check_backend(backend))
         tokens = self._check_tokens(tokens, cache)
-        batched = tokens.reshape(-1, tokens.shape[-1])  # (B, T)
+        with region(backend):
+            logits = self._forward(tokens.reshape(-1, tokens.shape[-1]), kernels, backend, cache)
+        return logits.reshape(*tokens.shape, -1)
+
+    def _forward(self, batched, kernels, backend, cache):
         start = cache.length if cache is not None else 0
         p = self.params
         x = self._embed(batched) + p["pos_emb"][start:start + batched.shape[1]]  # (B, T, C)
@@ -126,8 +130,7 @@ class MiniLM:
         if cache is not None:
             cache.length += batched.shape[1]
         x = kernels.layernorm(x, p["ln_f.gamma"], p["ln_f.beta"], self.config.layernorm_eps)
-        logits = self._head(x, backend)  # (B, T, V)
-        return logits.reshape(*tokens.shape, -1)
+        return self._head(x, backend)  # (B, T, V)
 
     def _embed(self, tokens: np.ndarray) -> np.ndarray:
         table = self.params["tok_emb"]
@@ -136,10 +139,9 @@ class MiniLM:
         return table[tokens]  # (B, T, C)
 
     def _head(self, x: np.ndarray, backend: str) -> np.ndarray:
-        table = self.params["tok_emb"]
-        if isinstance(table, np.ndarray):
-            return x @ table.T  # (B, T, V)
-        return linear(x, table, np.zeros(self.config.vocab_size, np.float32), backend)
+        table = self.params["tok_emb"]  # the tied head: logits = x @ tok_emb.T
+        weight = table.T if isinstance(table, np.ndarray) else table  # (C, V); k-bit: (V, C)
+        return linear(x, weight, np.zeros(self.config.vocab_size, np.float32), backend)
 
     def _attention(self, layer, x, kernels, backend, cache):
         p, c = self.params, self.config

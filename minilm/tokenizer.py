@@ -41,5 +41,5 @@ class ByteTokenizer:
         return array.astype(np.uint8).tobytes()
 
     def stream_decoder(self):
-        """An incremental decoder: feed it bytes one token at a time, it returns whole characters."""
+        """An incremental decoder: feed it bytes as they come, it returns whole characters."""
         return codecs.getincrementaldecoder("utf-8")(errors="replace")

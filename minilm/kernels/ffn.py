@@ -3,8 +3,8 @@
 Taught in chapter 4 (the Transformer block):
     ffn(x) = gelu(x @ w1 + b1) @ w2 + b2,   x (..., C), w1 (C, F), b1 (F,), w2 (F, C), b2 (C,)
 
-The CPU version keeps the two matrix products in BLAS (NumPy's `@`, already close to the
-machine's peak) and fuses the bias add and GELU into one parallel Numba pass over the hidden
+The CPU version keeps the two matrix products in BLAS (`threads.matmul`: NumPy's `@` split over
+the cores) and fuses the bias add and GELU into one parallel Numba pass over the hidden
 activations, instead of the three full passes (add, tanh polynomial, multiply) NumPy makes.
 """
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from .checks import FLOAT_DTYPES, float_array, same_dtype, shape_is
 from .gelu import bias_gelu_rows, gelu_reference
+from .threads import in_cpu_region, matmul
 
 
 def _check(x, w1, b1, w2, b2, dtypes):
@@ -37,13 +38,14 @@ def ffn_reference(x, w1, b1, w2, b2):
     return gelu_reference(x @ w1 + b1) @ w2 + b2
 
 
+@in_cpu_region
 def ffn_cpu(x, w1, b1, w2, b2):
     """BLAS matmuls with a fused, parallel bias + GELU pass in between (float32)."""
     x, w1, b1, w2, b2 = _check(x, w1, b1, w2, b2, (np.float32,))
     rows = x.reshape(-1, x.shape[-1])  # (N, C)
-    hidden = rows @ w1  # (N, F)
+    hidden = matmul(rows, w1)  # (N, F)
     activated = np.empty_like(hidden)
     bias_gelu_rows(hidden, b1, activated)
-    out = activated @ w2  # (N, C)
+    out = matmul(activated, w2)  # (N, C)
     out += b2
     return out.reshape(x.shape)

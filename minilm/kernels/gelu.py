@@ -15,6 +15,7 @@ from numba import njit, prange
 
 from .checks import FLOAT_DTYPES, float_array
 from .fastexp import FASTMATH, exp_block
+from .threads import in_cpu_region
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 CHUNK = 1024  # elements per parallel work item
@@ -61,6 +62,7 @@ def bias_gelu_rows(h, bias, out):
         gelu_bias_chunk(h[r], bias, out[r], bits)
 
 
+@in_cpu_region
 def gelu_cpu(x: np.ndarray) -> np.ndarray:
     """Numba version of `gelu_reference`."""
     x = float_array("x", x)

@@ -11,6 +11,7 @@ from numba import njit, prange
 
 from .checks import FLOAT_DTYPES, float_array, positive_float, same_dtype, shape_is
 from .fastexp import FASTMATH
+from .threads import in_cpu_region
 
 
 def _check(x, gamma, beta, eps, dtypes):
@@ -49,6 +50,7 @@ def _layernorm_rows(x, gamma, beta, eps, out):
             out[r, i] = (row[i] - mean) * inv_std * gamma[i] + beta[i]
 
 
+@in_cpu_region
 def layernorm_cpu(x, gamma, beta, eps=1e-5):
     """Numba version of `layernorm_reference`: one row per parallel iteration."""
     x, gamma, beta, eps = _check(x, gamma, beta, eps, (np.float32,))

@@ -8,6 +8,7 @@ from .attention import attention_reference as attention
 from .ffn import ffn_reference as ffn
 from .gelu import gelu_reference as gelu
 from .layernorm import layernorm_reference as layernorm
+from .linear import linear_reference as linear
 from .softmax import softmax_reference as softmax
 
-__all__ = ["attention", "ffn", "gelu", "layernorm", "softmax"]
+__all__ = ["attention", "ffn", "gelu", "layernorm", "linear", "softmax"]

@@ -11,6 +11,7 @@ from numba import njit, prange
 
 from .checks import FLOAT_DTYPES, float_array
 from .fastexp import FASTMATH, exp_block
+from .threads import in_cpu_region
 
 
 def softmax_reference(x: np.ndarray) -> np.ndarray:
@@ -36,6 +37,7 @@ def _softmax_rows(x, out):
             out[r, i] *= inv
 
 
+@in_cpu_region
 def softmax_cpu(x: np.ndarray) -> np.ndarray:
     """Numba version of `softmax_reference`: one row per parallel iteration, vectorised exp."""
     x = float_array("x", x)
