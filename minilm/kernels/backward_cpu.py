@@ -1,0 +1,230 @@
+"""The Numba CPU backward kernels (float32): same names and signatures as `minilm.backward`.
+
+Taught in chapter 6 (training), after the NumPy references it is tested against:
+  * attention_backward recomputes the attention weights row by row from q and k (as the
+    FlashAttention backward does) instead of keeping the (B, H, T, T) matrix from the forward,
+    so the forward stays the inference kernel and memory stays O(T D) per head. k, v and their
+    gradients are held transposed (D, T) so that every inner loop runs over the keys: long,
+    contiguous, vectorised, with no per-key horizontal sums. Each (batch, head) pair is one
+    parallel work item that owns its d_k, d_v: no two threads write the same row, so no
+    atomics, and the same sums in the same order on every run (resuming needs bit-identical
+    steps).
+  * layernorm_backward recomputes the row statistics from x; its d_gamma/d_beta sums run over
+    fixed chunks of rows (partial sums per chunk, then added in order): deterministic whatever
+    the number of threads.
+  * gelu_backward and cross_entropy use the vectorised `fastexp` exponential.
+  * linear_backward keeps the matrix products in BLAS, split over the cores (`threads.matmul`).
+  * embedding_backward adds rows in one thread, in token order (a parallel scatter would race
+    on tokens that repeat), which is fast enough: one pass over (B*T, C).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..backward import (
+    check_attention,
+    check_cross_entropy,
+    check_grad,
+    check_layernorm,
+    check_linear,
+    check_tokens,
+)
+from .checks import float_array
+from .fastexp import FASTMATH, exp_block
+from .gelu import SQRT_2_OVER_PI
+from .threads import in_cpu_region, matmul
+
+__all__ = ["attention_backward", "cross_entropy", "embedding_backward", "gelu_backward",
+           "layernorm_backward", "linear_backward"]
+
+ROWS_PER_CHUNK = 64  # rows per LayerNorm work item (and per partial d_gamma/d_beta sum)
+CHUNK = 1024  # elements per GELU work item
+F32 = (np.float32,)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _attention_backward(q, k_t, v_t, d_out, causal, d_q, d_k_t, d_v_t):
+    groups, tq, d = q.shape
+    tk = k_t.shape[2]
+    offset = tk - tq
+    scale = np.float32(1.0 / math.sqrt(d))
+    for g in prange(groups):
+        p = np.empty(tk, np.float32)
+        d_p = np.empty(tk, np.float32)
+        bits = np.empty(tk, np.int32)
+        for i in range(tq):
+            n_keys = i + offset + 1 if causal else tk
+            for j in range(n_keys):
+                p[j] = 0.0
+                d_p[j] = 0.0
+            for c in range(d):  # scores q_i . k_j and d_p_j = d_out_i . v_j, vectorised over j
+                q_c = q[g, i, c] * scale
+                d_out_c = d_out[g, i, c]
+                for j in range(n_keys):
+                    p[j] += q_c * k_t[g, c, j]
+                    d_p[j] += d_out_c * v_t[g, c, j]
+            m = p[0]
+            for j in range(1, n_keys):
+                m = max(m, p[j])
+            inv = np.float32(1.0) / exp_block(p, m, p, bits, n_keys)
+            row_dot = np.float32(0.0)  # sum_j p_j d_p_j
+            for j in range(n_keys):
+                p[j] *= inv
+                row_dot += p[j] * d_p[j]
+            for j in range(n_keys):  # d_p becomes d_s (with the 1/sqrt(D) of the scores)
+                d_p[j] = p[j] * (d_p[j] - row_dot) * scale
+            for c in range(d):
+                q_c = q[g, i, c]
+                d_out_c = d_out[g, i, c]
+                acc = np.float32(0.0)
+                for j in range(n_keys):
+                    acc += d_p[j] * k_t[g, c, j]
+                    d_k_t[g, c, j] += d_p[j] * q_c
+                    d_v_t[g, c, j] += p[j] * d_out_c
+                d_q[g, i, c] = acc
+
+
+@in_cpu_region
+def attention_backward(q, k, v, d_out, causal=True):
+    """Numba version of `minilm.backward.attention_backward` (recomputes the weights)."""
+    q, k, v = check_attention(q, k, v, causal, F32)
+    d_out = check_grad("d_out", d_out, q)
+    q3, d_out3 = q.reshape(-1, *q.shape[-2:]), d_out.reshape(-1, *q.shape[-2:])  # (G, Tq, D)
+    k_t = np.ascontiguousarray(k.reshape(-1, *k.shape[-2:]).transpose(0, 2, 1))  # (G, D, Tk)
+    v_t = np.ascontiguousarray(v.reshape(-1, *k.shape[-2:]).transpose(0, 2, 1))  # (G, D, Tk)
+    d_q, d_k_t, d_v_t = np.empty_like(q3), np.zeros_like(k_t), np.zeros_like(v_t)
+    _attention_backward(q3, k_t, v_t, d_out3, bool(causal), d_q, d_k_t, d_v_t)
+    return (d_q.reshape(q.shape), d_k_t.transpose(0, 2, 1).reshape(k.shape),
+            d_v_t.transpose(0, 2, 1).reshape(k.shape))
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _layernorm_backward(x, gamma, d_y, eps, d_x, d_gamma_parts, d_beta_parts):
+    rows, n = x.shape
+    for chunk in prange(d_gamma_parts.shape[0]):
+        d_gamma, d_beta = d_gamma_parts[chunk], d_beta_parts[chunk]
+        for r in range(chunk * ROWS_PER_CHUNK, min(rows, (chunk + 1) * ROWS_PER_CHUNK)):
+            row, d_row = x[r], d_y[r]
+            mean = np.float32(0.0)
+            for i in range(n):
+                mean += row[i]
+            mean /= n
+            var = np.float32(0.0)
+            for i in range(n):
+                var += (row[i] - mean) * (row[i] - mean)
+            inv_std = np.float32(1.0) / np.sqrt(var / n + eps)
+            sum_dxhat = np.float32(0.0)
+            sum_dxhat_xhat = np.float32(0.0)
+            for i in range(n):
+                xhat = (row[i] - mean) * inv_std
+                d_xhat = d_row[i] * gamma[i]
+                sum_dxhat += d_xhat
+                sum_dxhat_xhat += d_xhat * xhat
+                d_gamma[i] += d_row[i] * xhat
+                d_beta[i] += d_row[i]
+            mean_dxhat, mean_dxhat_xhat = sum_dxhat / n, sum_dxhat_xhat / n
+            for i in range(n):
+                xhat = (row[i] - mean) * inv_std
+                d_x[r, i] = (d_row[i] * gamma[i] - mean_dxhat - xhat * mean_dxhat_xhat) * inv_std
+
+
+@in_cpu_region
+def layernorm_backward(x, gamma, d_y, eps=1e-5):
+    """Numba version of `minilm.backward.layernorm_backward`: chunks of rows in parallel."""
+    x, gamma, d_y, eps = check_layernorm(x, gamma, d_y, eps, F32)
+    rows2d, d_rows = x.reshape(-1, x.shape[-1]), d_y.reshape(-1, x.shape[-1])  # (rows, C)
+    n_chunks = -(-rows2d.shape[0] // ROWS_PER_CHUNK)
+    d_x = np.empty_like(rows2d)
+    parts = np.zeros((2, n_chunks, x.shape[-1]), np.float32)  # partial d_gamma, d_beta
+    _layernorm_backward(rows2d, gamma, d_rows, np.float32(eps), d_x, parts[0], parts[1])
+    d_gamma, d_beta = parts.sum(axis=1)  # (C,), (C,)
+    return d_x.reshape(x.shape), d_gamma, d_beta
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _gelu_backward(x, d_y, d_x):
+    n = x.shape[0]
+    c = np.float32(SQRT_2_OVER_PI)
+    a = np.float32(0.044715)
+    for chunk in prange((n + CHUNK - 1) // CHUNK):
+        start = chunk * CHUNK
+        size = min(CHUNK, n - start)
+        e = np.empty(CHUNK, np.float32)
+        bits = np.empty(CHUNK, np.int32)
+        for i in range(size):
+            xi = x[start + i]
+            e[i] = np.float32(-2.0) * c * (xi + a * xi * xi * xi)  # -2u
+        exp_block(e, np.float32(0.0), e, bits, size)  # exp(-2u)
+        for i in range(size):  # 0.5 (1 + tanh u) = s = 1 / (1 + exp(-2u)); 1 - tanh^2 u = 4s(1-s)
+            xi = x[start + i]
+            s = np.float32(1.0) / (np.float32(1.0) + e[i])
+            slope = s + xi * np.float32(2.0) * s * (np.float32(1.0) - s) * c * (
+                np.float32(1.0) + np.float32(3.0) * a * xi * xi)
+            d_x[start + i] = d_y[start + i] * slope
+
+
+@in_cpu_region
+def gelu_backward(x, d_y):
+    """Numba version of `minilm.backward.gelu_backward`."""
+    x = float_array("x", x)
+    d_y = check_grad("d_y", d_y, x)
+    d_x = np.empty(x.size, np.float32)
+    _gelu_backward(x.reshape(-1), d_y.reshape(-1), d_x)
+    return d_x.reshape(x.shape)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _cross_entropy(logits, targets, scale, d_logits, losses):
+    rows, n = logits.shape
+    for r in prange(rows):
+        row, d_row = logits[r], d_logits[r]
+        m = row[0]
+        for i in range(1, n):
+            m = max(m, row[i])
+        bits = np.empty(n, np.int32)
+        total = exp_block(row, m, d_row, bits, n)
+        losses[r] = np.log(total) + m - row[targets[r]]  # log-sum-exp minus the target's logit
+        inv = scale / total
+        for i in range(n):
+            d_row[i] *= inv
+        d_row[targets[r]] -= scale
+
+
+@in_cpu_region
+def cross_entropy(logits, targets):
+    """Numba version of `minilm.backward.cross_entropy` (one row per parallel iteration)."""
+    logits, targets = check_cross_entropy(logits, targets, F32)
+    rows2d = logits.reshape(-1, logits.shape[-1])  # (N, V)
+    d_logits = np.empty_like(rows2d)
+    losses = np.empty(rows2d.shape[0], np.float32)
+    _cross_entropy(rows2d, targets.reshape(-1), np.float32(1.0 / len(rows2d)), d_logits, losses)
+    return float(losses.sum(dtype=np.float64) / len(rows2d)), d_logits.reshape(logits.shape)
+
+
+@in_cpu_region
+def linear_backward(x, w, d_y):
+    """`minilm.backward.linear_backward` with the products split over the cores (float32)."""
+    x, w, d_y = check_linear(x, w, d_y, F32)
+    rows, d_rows = x.reshape(-1, x.shape[-1]), d_y.reshape(-1, d_y.shape[-1])  # (M, K), (M, N)
+    return matmul(d_y, w.T), matmul(rows.T, d_rows), d_rows.sum(axis=0)
+
+
+@njit(cache=True)
+def _scatter_rows(tokens, d_out, d_table):
+    for r in range(tokens.shape[0]):
+        row, src = d_table[tokens[r]], d_out[r]
+        for c in range(src.shape[0]):
+            row[c] += src[c]
+
+
+def embedding_backward(tokens, d_out, vocab_size: int):
+    """Numba version of `minilm.backward.embedding_backward`."""
+    d_out = float_array("d_out", d_out)
+    tokens = check_tokens("tokens", tokens, d_out.shape[:-1], vocab_size)
+    d_table = np.zeros((vocab_size, d_out.shape[-1]), np.float32)  # (V, C)
+    _scatter_rows(tokens.reshape(-1), d_out.reshape(-1, d_out.shape[-1]), d_table)
+    return d_table
