@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# OpenBLAS worker threads spin for a while after a product and slow down Numba threads started
+# right after it; a short pause between the baseline and the variants keeps the timings fair.
+BLAS_SPIN_PAUSE = 0.3
+
 
 @dataclass
 class Result:
@@ -66,6 +70,7 @@ def compare(case: str, variants: dict[str, Callable], reference: Callable, work:
     base = median_time(reference, repeats)
     yield Result(case, baseline_name, base, work / base, unit, base)
     for name, fn in variants.items():
+        time.sleep(BLAS_SPIN_PAUSE)
         seconds = median_time(fn, repeats)
         yield Result(case, name, seconds, work / seconds, unit, base)
 
@@ -87,8 +92,10 @@ def format_table(results: list[Result]) -> str:
 def run(cases: list[str] | None = None, quick: bool = False, backend: str = "cpu",
         echo: Callable[[str], None] = print) -> list[Result]:
     """Run the named cases (all by default) and print one table per case as it finishes."""
-    from .bench_cases import CASES
+    from .bench_cases import CASES as MODEL_CASES
+    from .kbit.bench_cases import CASES as KBIT_CASES
 
+    CASES = {**MODEL_CASES, **KBIT_CASES}
     names = cases or list(CASES)
     unknown = [n for n in names if n not in CASES]
     if unknown:

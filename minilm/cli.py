@@ -1,4 +1,4 @@
-"""The `minilm` command: info, generate, bench, course.
+"""The `minilm` command: info, generate, bench, train, baselines, quantize, course.
 
 Every subcommand has `--help`; a bad argument prints one line `minilm: error: ...` and exits 2.
 """
@@ -11,6 +11,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from .kbit.cli import add_quantize_parser
+from .train_cli import add_baselines_parser, add_train_parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -185,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     bench.add_argument("--backend", choices=("cpu", "cuda"), default="cpu")
     bench.set_defaults(run=cmd_bench)
+
+    add_train_parser(sub)
+    add_baselines_parser(sub)
+    add_quantize_parser(sub)
 
     course = sub.add_parser("course", help="open the course in JupyterLab")
     course.add_argument("--port", type=_positive_int, default=8888)

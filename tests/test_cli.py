@@ -12,7 +12,8 @@ def run(*args, timeout=300):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["generate", "--help"],
-                                  ["bench", "--help"], ["course", "--help"]])
+                                  ["bench", "--help"], ["course", "--help"], ["train", "--help"],
+                                  ["baselines", "--help"], ["quantize", "--help"]])
 def test_help(args):
     result = run(*args)
     assert result.returncode == 0 and "usage" in result.stdout
@@ -44,6 +45,8 @@ def test_generate_streams_text():
     (["generate", "x", "--backend", "tpu"], "backend"),
     (["bench", "nope"], "unknown benchmark"),
     (["frobnicate"], "invalid choice"),
+    (["quantize", "no-such-model", "-o", "x.npz"], "no model named"),
+    (["quantize", "m", "--dtype", "bf16", "-o", "x.npz"], "dtype"),
 ])
 def test_bad_arguments_exit_nonzero_with_one_line(args, words):
     result = run(*args)
@@ -56,3 +59,20 @@ def test_bench_one_case_checks_then_times():
     result = run("bench", "ffn", "--quick")
     assert result.returncode == 0, result.stderr
     assert "numpy reference" in result.stdout and "GFLOP/s" in result.stdout
+
+
+def test_quantize_saves_a_smaller_model_that_generates(tmp_path):
+    import minilm
+
+    config = minilm.ModelConfig(d_model=64, n_heads=2, n_layers=2, d_ff=256, max_seq_len=64)
+    source = minilm.MiniLM.init(config, seed=0).save(tmp_path / "m.npz")
+    result = run("quantize", str(source), "--bits", "4", "--eval-bytes", "2000",
+                 "-o", str(tmp_path / "q4.npz"))
+    assert result.returncode == 0, result.stderr
+    assert "4-bit nf" in result.stdout and "bits/byte" in result.stdout
+    assert (tmp_path / "q4.npz").stat().st_size < 0.5 * source.stat().st_size
+    bad = run("quantize", str(source), "--bits", "9", "-o", str(tmp_path / "q.npz"))
+    assert bad.returncode == 2 and "bits" in bad.stderr
+    generated = run("generate", "Hi", "--model", str(tmp_path / "q4.npz"),
+                    "--max-new-tokens", "5")
+    assert generated.returncode == 0, generated.stderr
