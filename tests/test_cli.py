@@ -76,3 +76,33 @@ def test_quantize_saves_a_smaller_model_that_generates(tmp_path):
     generated = run("generate", "Hi", "--model", str(tmp_path / "q4.npz"),
                     "--max-new-tokens", "5")
     assert generated.returncode == 0, generated.stderr
+
+
+def test_course_starts_jupyterlab_on_the_course_folder():
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "minilm", "course", "--no-browser",
+                               "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy for loopback
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                with direct.open(f"http://127.0.0.1:{port}/api", timeout=2) as reply:
+                    assert "version" in json.loads(reply.read())
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("JupyterLab did not answer within 90 s")
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert "course" in output
