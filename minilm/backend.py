@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 
 import numpy as np
 
@@ -26,7 +27,10 @@ def check_backend(backend) -> str:
 
 def ops(backend: str):
     """The kernel module of a backend (imported, and for CUDA initialised, on first use)."""
-    return importlib.import_module(f"minilm.kernels.{check_backend(backend)}")
+    if check_backend(backend) == "cuda" and importlib.util.find_spec("minilm.kernels.cuda") is None:
+        raise NotImplementedError("the 'cuda' backend is not implemented yet; use backend='cpu' "
+                                  "or 'reference'")
+    return importlib.import_module(f"minilm.kernels.{backend}")
 
 
 def region(backend: str):

@@ -24,9 +24,9 @@ import sys
 
 import numpy as np
 
-from .evaluate import _log_softmax
-from .kernels.attention import _check as check_attention
+from .evaluate import log_softmax
 from .kernels.attention import attention_probs
+from .kernels.attention import check_qkv as check_attention
 from .kernels.checks import FLOAT_DTYPES, float_array, positive_float, same_dtype, shape_is
 from .kernels.gelu import SQRT_2_OVER_PI
 
@@ -160,7 +160,7 @@ def cross_entropy(logits, targets):
     """Mean over positions of -log softmax(logits)[target] (nats), and its gradient
     d_logits = (softmax(logits) - onehot(target)) / n_positions (dtype of logits)."""
     logits, targets = check_cross_entropy(logits, targets)
-    log_probs = _log_softmax(logits)  # (..., V) float64
+    log_probs = log_softmax(logits)  # (..., V) float64
     picked = np.take_along_axis(log_probs, targets[..., None], axis=-1)  # (..., 1)
     n = targets.size
     d_logits = np.exp(log_probs)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .evaluate import _as_tokens
+from .evaluate import as_tokens
 
 
 def unigram_bpb(train_text, heldout_text) -> float:
@@ -30,7 +30,7 @@ def unigram_bpb(train_text, heldout_text) -> float:
 
 
 def _bytes(name: str, text) -> np.ndarray:
-    data = _as_tokens(text)
+    data = as_tokens(text)
     if data.size < 2:
         raise ValueError(f"{name} must hold at least 2 bytes, got {data.size}")
     return data

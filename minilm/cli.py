@@ -209,7 +209,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError, NotImplementedError) as error:
         print(f"minilm: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

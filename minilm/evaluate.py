@@ -13,13 +13,15 @@ from .backend import check_backend
 from .tokenizer import ByteTokenizer
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis, in float64 (used by evaluation and the training loss)."""
     logits = logits.astype(np.float64)
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def _as_tokens(text) -> np.ndarray:
+def as_tokens(text) -> np.ndarray:
+    """str (UTF-8 encoded) or bytes -> int64 byte tokens (n,)."""
     if isinstance(text, str):
         return ByteTokenizer().encode(text)
     if isinstance(text, (bytes, bytearray)):
@@ -37,7 +39,7 @@ def surprisal(model, text, backend: str = "cpu", batch_size: int = 8) -> np.ndar
     check_backend(backend)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    tokens = _as_tokens(text)
+    tokens = as_tokens(text)
     if tokens.size < 2:
         raise ValueError(f"text must hold at least 2 bytes to predict one, got {tokens.size}")
     window = model.config.max_seq_len + 1  # predicts max_seq_len bytes
@@ -55,7 +57,7 @@ def surprisal(model, text, backend: str = "cpu", batch_size: int = 8) -> np.ndar
 
 def _window_bits(model, batch: np.ndarray, backend: str) -> np.ndarray:
     """(b, T) tokens -> (b, T - 1) surprisal of tokens 1..T-1 in bits."""
-    log_probs = _log_softmax(model.forward(batch[:, :-1], backend=backend))  # (b, T-1, V)
+    log_probs = log_softmax(model.forward(batch[:, :-1], backend=backend))  # (b, T-1, V)
     picked = np.take_along_axis(log_probs, batch[:, 1:, None], axis=-1)[..., 0]  # (b, T-1)
     return -picked / np.log(2.0)
 

@@ -201,3 +201,13 @@ def test_bad_generate_arguments(model, kwargs, error):
 def test_bad_config(fields, words):
     with pytest.raises(ValueError, match=words):
         ModelConfig(**fields)
+
+
+def test_cuda_backend_not_yet_available_is_a_clear_error(model):
+    from minilm import kbit
+
+    with pytest.raises(NotImplementedError, match="cuda"):
+        model.forward(np.array([1, 2]), backend="cuda")
+    qt = kbit.quantize(np.ones((4, 64), np.float32), bits=4)
+    with pytest.raises(NotImplementedError, match="CUDA"):
+        kbit.matmul(np.ones(64, np.float32), qt, backend="cuda")

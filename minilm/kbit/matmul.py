@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import BACKENDS
 from ..kernels.checks import float_array
 from .quantize import QuantizedTensor
-
-BACKENDS = ("reference", "cpu", "cuda")
 
 
 def check_matmul(x, qt) -> tuple[np.ndarray, tuple]:
@@ -74,6 +73,8 @@ def matmul(x: np.ndarray, qt: QuantizedTensor, backend: str = "cpu") -> np.ndarr
 
     K must be a multiple of the block size (and of 8). backend: "reference" | "cpu" | "cuda".
     """
+    if backend == "cuda":
+        raise NotImplementedError("kbit.matmul has no CUDA kernel yet; use backend='cpu'")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     return MATMUL_VERSIONS["reference" if backend == "reference" else "v3"](x, qt)

@@ -30,7 +30,8 @@ from .fastexp import FASTMATH, exp_block
 from .softmax import softmax_reference
 
 
-def _check(q, k, v, causal, dtypes):
+def check_qkv(q, k, v, causal, dtypes):
+    """Validate attention inputs (also used by the backward pass); returns contiguous q, k, v."""
     q = float_array("q", q, ndims=(3, 4), dtypes=dtypes)
     k = float_array("k", k, ndims=(3, 4), dtypes=dtypes)
     v = float_array("v", v, ndims=(3, 4), dtypes=dtypes)
@@ -65,7 +66,7 @@ def attention_probs(q, k, causal=True):
 
 def attention_reference(q, k, v, causal=True):
     """softmax(q k^T / sqrt(D) + causal mask) v, materialising the (..., Tq, Tk) weights."""
-    q, k, v = _check(q, k, v, causal, FLOAT_DTYPES)
+    q, k, v = check_qkv(q, k, v, causal, FLOAT_DTYPES)
     return attention_probs(q, k, causal) @ v  # (..., Tq, D)
 
 
@@ -291,7 +292,7 @@ def _transpose_v(k, v):
 
 
 def _run(kernel, q, k, v, causal, layout=None):
-    q, k, v = _check(q, k, v, causal, (np.float32,))
+    q, k, v = check_qkv(q, k, v, causal, (np.float32,))
     lead = q.shape[:-2]
     q3 = q.reshape(-1, *q.shape[-2:])  # (G, Tq, D), G = H or B*H
     k3 = k.reshape(-1, *k.shape[-2:])  # (G, Tk, D)
