@@ -221,7 +221,9 @@ class _Trainer:
         from tqdm.auto import tqdm
 
         from .evaluate import evaluate
+        from .kernels.threads import tune_for_training
 
+        tune_for_training()
         s, r = self.settings, self.record
         segment_start, wall_before = time.perf_counter(), r["wall_time_s"]
         bar = tqdm(total=s.steps, initial=self.step, unit="step", disable=not progress,
