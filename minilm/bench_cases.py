@@ -93,4 +93,38 @@ def generation(quick: bool, backend: str):
                        atol=0, rtol=0, baseline_name=f"{backend} no cache")
 
 
-CASES = {"attention": attention, "ffn": ffn, "forward": forward, "generate": generation}
+def training(quick: bool, backend: str):
+    """One training step (forward, backward, AdamW update) of a family recipe, B=16 windows:
+    minilm-m (T=256), or minilm-s (T=128) with --quick. Rate: training tokens per second."""
+    from .backward import TRAIN_BACKENDS
+    from .family import recipe
+    from .gradients import loss_and_grads
+    from .optim import AdamW
+    from .params import init_params
+
+    if backend not in TRAIN_BACKENDS:
+        raise ValueError(f"training runs on {' or '.join(TRAIN_BACKENDS)}, not {backend!r}")
+    name = "minilm-s" if quick else "minilm-m"
+    config, settings = recipe(name)
+    rng = np.random.default_rng(3)
+    windows = rng.integers(0, 256, size=(settings.batch_size, settings.window(config) + 1))
+    inputs, targets = windows[:, :-1], windows[:, 1:]  # (B, T) each
+    params = init_params(config, seed=0)
+
+    def step(on: str):
+        updated = {n: p.copy() for n, p in params.items()}  # the update must not change params
+        optimizer = AdamW(updated)
+
+        def run() -> np.ndarray:
+            loss, grads = loss_and_grads(params, config, inputs, targets, on)
+            optimizer.step(updated, grads, settings.lr)
+            return np.concatenate([[loss], *(g.ravel() for g in grads.values())])
+        return run
+
+    yield from compare(f"train step {name} B={inputs.shape[0]} T={inputs.shape[1]}",
+                       {backend: step(backend)}, step("reference"), inputs.size, "tok/s",
+                       repeats=3 if quick else 5, atol=2e-5, rtol=1e-2)
+
+
+CASES = {"attention": attention, "ffn": ffn, "forward": forward, "generate": generation,
+         "train": training}

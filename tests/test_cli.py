@@ -13,7 +13,8 @@ def run(*args, timeout=300):
 
 @pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["generate", "--help"],
                                   ["bench", "--help"], ["course", "--help"], ["train", "--help"],
-                                  ["baselines", "--help"], ["quantize", "--help"]])
+                                  ["baselines", "--help"], ["quantize", "--help"],
+                                  ["models", "--help"]])
 def test_help(args):
     result = run(*args)
     assert result.returncode == 0 and "usage" in result.stdout
@@ -59,6 +60,27 @@ def test_bench_one_case_checks_then_times():
     result = run("bench", "ffn", "--quick")
     assert result.returncode == 0, result.stderr
     assert "numpy reference" in result.stdout and "GFLOP/s" in result.stdout
+
+
+def test_bench_training_step_compares_numba_with_numpy():
+    result = run("bench", "train", "--quick")
+    assert result.returncode == 0, result.stderr
+    assert "train step minilm-s" in result.stdout and "tok/s" in result.stdout
+
+
+def test_bench_decodes_the_largest_model_in_float32_and_4_bits():
+    result = run("bench", "kbit-decode", "--quick")
+    assert result.returncode == 0, result.stderr
+    assert "float32" in result.stdout and "4-bit nf" in result.stdout
+
+
+def test_models_lists_the_family_with_its_records():
+    from minilm.family import TRAINING_PRESETS
+
+    result = run("models", "--commands")
+    assert result.returncode == 0, result.stderr
+    for name in TRAINING_PRESETS:
+        assert f"{name}: minilm train --preset {name}" in result.stdout
 
 
 def test_quantize_saves_a_smaller_model_that_generates(tmp_path):

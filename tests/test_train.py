@@ -3,7 +3,10 @@
 
 import argparse
 import json
+import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -234,3 +237,15 @@ def test_cli_errors(argv, message):
     args = parse(*argv)
     with pytest.raises(ValueError, match=message):
         args.run(args)
+
+
+@pytest.mark.parametrize("given, expected", [(None, "passive"), ("active", "active")])
+def test_training_asks_for_passive_openmp_threads_unless_the_user_chose(given, expected):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = ("import os; from minilm.kernels.threads import tune_for_training; "
+            "tune_for_training(); print(os.environ['OMP_WAIT_POLICY'])")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == expected

@@ -76,4 +76,40 @@ def unpack_throughput(quick: bool, backend: str):
                      "GB/s", copy_seconds * moved / (2 * n))
 
 
-CASES = {"kbit-gemv": gemv, "kbit-unpack": unpack_throughput}
+def decode(quick: bool, backend: str):
+    """Greedy decoding (KV cache) with the largest shipped model: float32 vs 4-bit NF block 64.
+
+    First the 4-bit model's logits on a prompt are checked against its reference backend
+    (dequantize, then matmul); then both models generate the same number of tokens.
+    """
+    from ..generate import generate
+    from ..model import available_models, load
+    from ..tokenizer import ByteTokenizer
+    from .model import quantize_model
+
+    names = available_models()
+    if not names:
+        raise ValueError("kbit-decode needs a shipped model and none ships in this installation")
+    model = load(names[-1])
+    quantized = quantize_model(model, bits=4, dtype="nf", block_size=64)
+    prompt = "def read(path):\n    "
+    tokens = ByteTokenizer().encode(prompt)
+    check_close("kbit-decode logits", quantized.forward(tokens, backend),
+                quantized.forward(tokens, "reference"), atol=1e-2, rtol=1e-2)
+    n_new = 64 if quick else 256
+
+    def tokens_per_s(m):
+        def run():
+            return generate(m, prompt, max_new_tokens=n_new, temperature=0, backend=backend)
+        return run
+
+    base = median_time(tokens_per_s(model), 1 if quick else 3)
+    yield Result(f"decode {names[-1]} {n_new} tokens", f"{backend} float32", base,
+                 n_new / base, "tok/s", base)
+    time.sleep(0.3)
+    seconds = median_time(tokens_per_s(quantized), 1 if quick else 3)
+    yield Result(f"decode {names[-1]} {n_new} tokens", f"{backend} 4-bit nf b64", seconds,
+                 n_new / seconds, "tok/s", base)
+
+
+CASES = {"kbit-gemv": gemv, "kbit-unpack": unpack_throughput, "kbit-decode": decode}
