@@ -1,4 +1,4 @@
-"""The `minilm` command: info, generate, bench, train, baselines, quantize, course.
+"""The `minilm` command: info, generate, bench, train, baselines, models, quantize, course.
 
 Every subcommand has `--help`; a bad argument prints one line `minilm: error: ...` and exits 2.
 """
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .kbit.cli import add_quantize_parser
-from .train_cli import add_baselines_parser, add_train_parser
+from .train_cli import add_baselines_parser, add_models_parser, add_train_parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,12 +98,13 @@ def _simulator_status() -> str:
 
 
 def default_model():
-    """The smallest shipped checkpoint, or a seeded random model while none ships."""
+    """The largest shipped checkpoint (it writes the best text), or a seeded random model while
+    none ships."""
     import minilm
 
     names = minilm.available_models()
     if names:
-        return minilm.load(names[0])
+        return minilm.load(names[-1])
     print("minilm: no trained checkpoint ships yet; using a random 'small' model "
           "(seed 0): expect gibberish", file=sys.stderr)
     return minilm.MiniLM.init(minilm.ModelConfig.preset("small"), seed=0)
@@ -177,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="continue a prompt with a model")
     gen.add_argument("prompt", help="the text to continue")
     gen.add_argument("--model", help="shipped model name or .npz path "
-                     "(default: the smallest shipped model)")
+                     "(default: the largest shipped model)")
     gen.add_argument("--max-new-tokens", type=_non_negative_int, default=100, metavar="N")
     gen.add_argument("--temperature", type=_non_negative_float, default=0.8,
                      help="0 = greedy (default 0.8)")
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub)
     add_baselines_parser(sub)
+    add_models_parser(sub)
     add_quantize_parser(sub)
 
     course = sub.add_parser("course", help="open the course in JupyterLab")

@@ -53,6 +53,28 @@ def recipe(name: str) -> Recipe:
     return TRAINING_PRESETS[name]
 
 
+def shipped_table() -> list[dict]:
+    """One row per shipped checkpoint (smallest first), from the record each one carries:
+    name, parameters, shape, steps, training tokens, wall minutes, held-out bits/byte (on the
+    record's fixed slice), file MB, the command that made it and the training text's sha256."""
+    from .model import CHECKPOINT_DIR, available_models, load
+
+    rows = []
+    for name in available_models():
+        model = load(name)
+        c, record = model.config, model.meta.get("training", {})
+        rows.append({
+            "name": name, "params": model.n_params,
+            "shape": f"C={c.d_model} H={c.n_heads} L={c.n_layers} F={c.d_ff} T={c.max_seq_len}",
+            "steps": record.get("step"), "tokens": record.get("tokens_seen"),
+            "minutes": record.get("wall_time_s", float("nan")) / 60,
+            "heldout_bpb": record.get("final_heldout_bpb"),
+            "mb": (CHECKPOINT_DIR / f"{name}.npz").stat().st_size / 1e6,
+            "command": record.get("command"),
+            "corpus_sha256": record.get("train_corpus", {}).get("sha256")})
+    return rows
+
+
 def estimate_minutes(name: str, measure_steps: int = 20, backend: str = "cpu") -> dict:
     """Run `measure_steps` + 1 steps of a preset (into a temporary folder) and extrapolate the
     median step time (the first step, which compiles, is left out) to its full run.

@@ -11,13 +11,14 @@ Taught in chapter 5 (the whole model); its parts in chapters 2 (embeddings), 3 (
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from .backend import check_backend, linear, ops, region
 from .config import ModelConfig
-from .params import check_params, init_params, load_params, save_params
+from .params import CONFIG_KEY, check_params, init_params, load_params, param_shapes, save_params
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 
@@ -172,8 +173,9 @@ def available_models() -> list[str]:
     """Names of the checkpoints shipped in the package, smallest first."""
     sizes = {}
     for path in CHECKPOINT_DIR.glob("*.npz"):
-        with np.load(path, allow_pickle=False) as archive:
-            sizes[path.stem] = sum(archive[n].size for n in archive.files if not n.startswith("__"))
+        with np.load(path, allow_pickle=False) as archive:  # reads the config entry only
+            config = ModelConfig.from_dict(json.loads(str(archive[CONFIG_KEY])))
+        sizes[path.stem] = sum(int(np.prod(shape)) for shape in param_shapes(config).values())
     return sorted(sizes, key=lambda name: (sizes[name], name))
 
 

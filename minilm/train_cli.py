@@ -1,4 +1,4 @@
-"""The `minilm train` and `minilm baselines` commands (registered by `minilm.cli`).
+"""The `minilm train`, `minilm baselines` and `minilm models` commands (registered by `minilm.cli`).
 
 Taught in chapter 6 (training). Nothing heavy is imported until a command runs, so
 `minilm --help` stays fast. Bad arguments raise ValueError/TypeError with a clear message,
@@ -8,6 +8,7 @@ which `minilm.cli.main` prints as one line.
     minilm train --d-model 64 --n-heads 2 --n-layers 2 --steps 500 --out runs/tiny.npz
     minilm train --resume runs/s.npz          # continue an interrupted run, bit-identically
     minilm baselines --models runs/s.npz      # unigram and 4-gram bits/byte beside the model
+    minilm models                             # the shipped family and how each was made
 """
 
 from __future__ import annotations
@@ -173,4 +174,37 @@ def cmd_baselines(args) -> int:
     print(f"{'model':<{width}}  bits/byte")
     for name, bpb in table:
         print(f"{name:<{width}}  {bpb:9.4f}")
+    return 0
+
+
+def add_models_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `minilm models` on an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "models", help="the shipped checkpoints: size, training record, held-out bits/byte",
+        description="List the trained checkpoints that ship with minilm (smallest first), "
+                    "with the record each carries: steps, wall time, held-out bits/byte and "
+                    "the command that made it.")
+    parser.add_argument("--commands", action="store_true",
+                        help="also print the exact training command of each model")
+    parser.set_defaults(run=cmd_models)
+    return parser
+
+
+def cmd_models(args) -> int:
+    """Print the shipped family as a table."""
+    from .family import shipped_table
+
+    rows = shipped_table()
+    if not rows:
+        print("no trained checkpoints ship in this installation")
+        return 0
+    print(f"{'name':<10} {'params':>10}  {'shape':<30} {'steps':>5} {'tokens':>10} "
+          f"{'minutes':>7} {'held-out bpb':>12} {'MB':>5}")
+    for r in rows:
+        print(f"{r['name']:<10} {r['params']:>10,}  {r['shape']:<30} {r['steps']:>5} "
+              f"{r['tokens']:>10,} {r['minutes']:>7.1f} {r['heldout_bpb']:>12.4f} {r['mb']:>5.1f}")
+    if args.commands:
+        for r in rows:
+            print(f"{r['name']}: {r['command']}")
+    print(f"training text sha256: {rows[0]['corpus_sha256']}")
     return 0
