@@ -1,11 +1,12 @@
 """The Numba CPU backward kernels (float32): same names and signatures as `minilm.backward`.
 
 Taught in chapter 6 (training), after the NumPy references it is tested against:
-  * attention_backward recomputes the attention weights row by row from q and k (as the
-    FlashAttention backward does) instead of keeping the (B, H, T, T) matrix from the forward,
-    so the forward stays the inference kernel and memory stays O(T D) per head. k, v and their
-    gradients are held transposed (D, T) so that every inner loop runs over the keys: long,
-    contiguous, vectorised, with no per-key horizontal sums. Each (batch, head) pair is one
+  * attention_backward recomputes the attention weights from q and k, four query rows at a
+    time (as the FlashAttention backward does, in blocks), instead of keeping the (B, H, T, T)
+    matrix from the forward, so the forward stays the inference kernel and memory stays
+    O(T D) per head. k, v and their gradients are held transposed (D, T) so that every inner
+    loop runs over the keys: long, contiguous, vectorised, with no per-key horizontal sums;
+    each element loaded there serves four rows. Each (batch, head) pair is one
     parallel work item that owns its d_k, d_v: no two threads write the same row, so no
     atomics, and the same sums in the same order on every run (resuming needs bit-identical
     steps).
@@ -41,51 +42,92 @@ from .threads import in_cpu_region, matmul
 __all__ = ["attention_backward", "cross_entropy", "embedding_backward", "gelu_backward",
            "layernorm_backward", "linear_backward"]
 
+ROWS = 4  # query rows per step of the attention backward (the kernel is written for 4)
 ROWS_PER_CHUNK = 64  # rows per LayerNorm work item (and per partial d_gamma/d_beta sum)
 CHUNK = 1024  # elements per GELU work item
 F32 = (np.float32,)
 
 
+@njit(inline="always")
+def _row_softmax(p, row, n_keys, bits):
+    """p[row, :n_keys] (scores) -> softmax weights in place."""
+    scores = p[row]
+    m = scores[0]
+    for j in range(1, n_keys):
+        m = max(m, scores[j])
+    inv = np.float32(1.0) / exp_block(scores, m, scores, bits, n_keys)
+    for j in range(n_keys):
+        scores[j] *= inv
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _attention_backward(q, k_t, v_t, d_out, causal, d_q, d_k_t, d_v_t):
+    """Four query rows at a time (ROWS): every k_t, v_t, d_k_t, d_v_t element loaded in the
+    inner loops serves four rows, which quarters the memory traffic of one row at a time."""
     groups, tq, d = q.shape
     tk = k_t.shape[2]
     offset = tk - tq
     scale = np.float32(1.0 / math.sqrt(d))
+    zero = np.float32(0.0)
     for g in prange(groups):
-        p = np.empty(tk, np.float32)
-        d_p = np.empty(tk, np.float32)
+        p = np.empty((ROWS, tk), np.float32)  # scores, then weights
+        d_p = np.empty((ROWS, tk), np.float32)  # d_out . v, then d_s (with 1/sqrt(D))
         bits = np.empty(tk, np.int32)
-        for i in range(tq):
-            n_keys = i + offset + 1 if causal else tk
-            for j in range(n_keys):
-                p[j] = 0.0
-                d_p[j] = 0.0
-            for c in range(d):  # scores q_i . k_j and d_p_j = d_out_i . v_j, vectorised over j
-                q_c = q[g, i, c] * scale
-                d_out_c = d_out[g, i, c]
+        row_q = np.empty(ROWS, np.float32)  # the block's q[i, c] (scaled), then q[i, c]
+        row_d = np.empty(ROWS, np.float32)  # the block's d_out[i, c]
+        for i0 in range(0, tq, ROWS):
+            rows = min(ROWS, tq - i0)
+            n_keys = i0 + rows + offset if causal else tk  # keys the last row of the block sees
+            p[:, :n_keys] = zero
+            d_p[:, :n_keys] = zero
+            row_q[:] = zero  # rows past the end of q (last block) take no part
+            row_d[:] = zero
+            for c in range(d):  # scores and d_p of the block's rows (a missing row stays 0)
+                for r in range(rows):
+                    row_q[r] = q[g, i0 + r, c] * scale
+                    row_d[r] = d_out[g, i0 + r, c]
+                q0, q1, q2, q3 = row_q[0], row_q[1], row_q[2], row_q[3]
+                e0, e1, e2, e3 = row_d[0], row_d[1], row_d[2], row_d[3]
                 for j in range(n_keys):
-                    p[j] += q_c * k_t[g, c, j]
-                    d_p[j] += d_out_c * v_t[g, c, j]
-            m = p[0]
-            for j in range(1, n_keys):
-                m = max(m, p[j])
-            inv = np.float32(1.0) / exp_block(p, m, p, bits, n_keys)
-            row_dot = np.float32(0.0)  # sum_j p_j d_p_j
-            for j in range(n_keys):
-                p[j] *= inv
-                row_dot += p[j] * d_p[j]
-            for j in range(n_keys):  # d_p becomes d_s (with the 1/sqrt(D) of the scores)
-                d_p[j] = p[j] * (d_p[j] - row_dot) * scale
+                    kj, vj = k_t[g, c, j], v_t[g, c, j]
+                    p[0, j] += q0 * kj
+                    p[1, j] += q1 * kj
+                    p[2, j] += q2 * kj
+                    p[3, j] += q3 * kj
+                    d_p[0, j] += e0 * vj
+                    d_p[1, j] += e1 * vj
+                    d_p[2, j] += e2 * vj
+                    d_p[3, j] += e3 * vj
+            for r in range(rows):  # softmax of each row over the keys it may see
+                row_keys = i0 + r + offset + 1 if causal else tk
+                _row_softmax(p, r, row_keys, bits)
+                row_dot = zero  # sum_j p_j d_p_j
+                for j in range(row_keys):
+                    row_dot += p[r, j] * d_p[r, j]
+                for j in range(row_keys):
+                    d_p[r, j] = p[r, j] * (d_p[r, j] - row_dot) * scale
+                for j in range(row_keys, n_keys):  # masked: no weight, no gradient
+                    p[r, j] = zero
+                    d_p[r, j] = zero
             for c in range(d):
-                q_c = q[g, i, c]
-                d_out_c = d_out[g, i, c]
-                acc = np.float32(0.0)
+                for r in range(rows):
+                    row_q[r] = q[g, i0 + r, c]
+                    row_d[r] = d_out[g, i0 + r, c]
+                q0, q1, q2, q3 = row_q[0], row_q[1], row_q[2], row_q[3]
+                e0, e1, e2, e3 = row_d[0], row_d[1], row_d[2], row_d[3]
+                a0 = a1 = a2 = a3 = zero
                 for j in range(n_keys):
-                    acc += d_p[j] * k_t[g, c, j]
-                    d_k_t[g, c, j] += d_p[j] * q_c
-                    d_v_t[g, c, j] += p[j] * d_out_c
-                d_q[g, i, c] = acc
+                    kj = k_t[g, c, j]
+                    s0, s1, s2, s3 = d_p[0, j], d_p[1, j], d_p[2, j], d_p[3, j]
+                    a0 += s0 * kj
+                    a1 += s1 * kj
+                    a2 += s2 * kj
+                    a3 += s3 * kj
+                    d_k_t[g, c, j] += s0 * q0 + s1 * q1 + s2 * q2 + s3 * q3
+                    d_v_t[g, c, j] += p[0, j] * e0 + p[1, j] * e1 + p[2, j] * e2 + p[3, j] * e3
+                for r, acc in enumerate((a0, a1, a2, a3)):
+                    if r < rows:
+                        d_q[g, i0 + r, c] = acc
 
 
 @in_cpu_region
