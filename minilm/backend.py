@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 
 import numpy as np
 
@@ -26,20 +25,26 @@ def check_backend(backend) -> str:
 
 
 def ops(backend: str):
-    """The kernel module of a backend (imported, and for CUDA initialised, on first use)."""
-    if check_backend(backend) == "cuda" and importlib.util.find_spec("minilm.kernels.cuda") is None:
-        raise NotImplementedError("the 'cuda' backend is not implemented yet; use backend='cpu' "
-                                  "or 'reference'")
-    return importlib.import_module(f"minilm.kernels.{backend}")
+    """The kernel module of a backend (imported on first use). For "cuda" it first checks that
+    a GPU or the CUDA simulator is usable, else raises an error saying how to get one."""
+    module = importlib.import_module(f"minilm.kernels.{check_backend(backend)}")
+    if backend == "cuda":
+        module.require()
+    return module
 
 
-def region(backend: str):
+def region(backend: str, model=None):
     """A context to run a whole model step in: on "cpu" it keeps BLAS and Numba threads from
-    fighting over the cores (see `kernels/threads.py`); elsewhere it does nothing."""
+    fighting over the cores (see `kernels/threads.py`); on "cuda" it keeps the weights of
+    `model` on the device between calls (see `kernels/cuda/weights.py`)."""
     if check_backend(backend) == "cpu":
         from .kernels.threads import cpu_region
 
         return cpu_region()
+    if backend == "cuda" and model is not None:
+        from .kernels.cuda.weights import resident
+
+        return resident(model)
     return contextlib.nullcontext()
 
 

@@ -93,9 +93,10 @@ def run(cases: list[str] | None = None, quick: bool = False, backend: str = "cpu
         echo: Callable[[str], None] = print) -> list[Result]:
     """Run the named cases (all by default) and print one table per case as it finishes."""
     from .bench_cases import CASES as MODEL_CASES
+    from .bench_cuda import CASES as CUDA_CASES
     from .kbit.bench_cases import CASES as KBIT_CASES
 
-    CASES = {**MODEL_CASES, **KBIT_CASES}
+    CASES = CUDA_CASES if backend == "cuda" else {**MODEL_CASES, **KBIT_CASES}
     names = cases or list(CASES)
     unknown = [n for n in names if n not in CASES]
     if unknown:

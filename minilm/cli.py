@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from .kbit.cli import add_quantize_parser
+from .scaling_cli import add_scaling_parser
 from .train_cli import add_baselines_parser, add_models_parser, add_train_parser
 
 
@@ -55,22 +56,25 @@ def cmd_info(args) -> int:
     print(f"minilm {minilm.__version__}  ({Path(minilm.__file__).parent})")
     print(f"python {platform.python_version()}  numpy {np.__version__}  numba {numba.__version__}")
     print(f"cpu threads: numba {n_threads()} ({numba.config.THREADING_LAYER} layer)")
-    print(f"gpu: {_cuda_status()}")
+    gpu, cuda_backend = _cuda_status()
+    print(f"gpu: {gpu}")
     print(f"cuda simulator: {_simulator_status()}")
+    print(f"cuda backend: {cuda_backend}")
     models = minilm.available_models()
     print(f"shipped models: {', '.join(models) if models else 'none yet'}")
     return 0
 
 
-def _cuda_status() -> str:
+def _cuda_status() -> tuple[str, str]:
+    """(the GPU numba.cuda sees, what backend="cuda" runs on in this process: the GPU, the
+    simulator, or nothing, with how to enable the simulator)."""
     try:
-        from numba import cuda
+        from .kernels.cuda.device import describe, gpu_name
 
-        if cuda.is_available():
-            return f"available: {cuda.get_current_device().name.decode()}"
-        return "no CUDA GPU visible to numba.cuda"
-    except Exception as error:  # a broken driver install must not break `minilm info`
-        return f"numba.cuda unusable ({type(error).__name__}: {error})"
+        return gpu_name() or "none visible to numba.cuda", describe()
+    except Exception as error:  # a broken CUDA install must not break `minilm info`
+        broken = f"numba.cuda unusable ({type(error).__name__}: {error})"
+        return broken, broken
 
 
 SIMULATOR_PROBE = """
@@ -162,7 +166,7 @@ def cmd_course(args) -> int:
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI run as root
         command.append("--allow-root")
     if welcome:
-        command.append(welcome[0].name)
+        command.append(str(welcome[0]))
     print("starting:", " ".join(command), flush=True)
     os.chdir(folder.parent)  # the repository root, where nbgrader_config.py lives
     os.execv(sys.executable, command)  # JupyterLab replaces this process (and gets Ctrl-C)
@@ -198,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_baselines_parser(sub)
     add_models_parser(sub)
     add_quantize_parser(sub)
+    add_scaling_parser(sub)
 
     course = sub.add_parser("course", help="open the course in JupyterLab")
     course.add_argument("--port", type=_positive_int, default=8888)

@@ -117,7 +117,7 @@ class MiniLM:
         """
         kernels = ops(check_backend(backend))
         tokens = self._check_tokens(tokens, cache)
-        with region(backend):
+        with region(backend, self):
             logits = self._forward(tokens.reshape(-1, tokens.shape[-1]), kernels, backend, cache)
         return logits.reshape(*tokens.shape, -1)
 

@@ -14,7 +14,8 @@ as numbered versions (`MATMUL_VERSIONS`, the same signature as `matmul`):
                  more rows (prefill) -> decode a tile of W rows, multiply the tile with BLAS
 
 Only the reference is NumPy; v1-v3 are Numba (matmul_kernels.py, imported on first use).
-`kbit.matmul(..., backend="cpu")` runs v3; "cuda" has no k-bit kernel yet and runs v3 too.
+`kbit.matmul(..., backend="cpu")` runs v3; backend="cuda" runs the GPU kernels of
+cuda_matmul.py (chapter 11).
 """
 
 from __future__ import annotations
@@ -73,8 +74,10 @@ def matmul(x: np.ndarray, qt: QuantizedTensor, backend: str = "cpu") -> np.ndarr
 
     K must be a multiple of the block size (and of 8). backend: "reference" | "cpu" | "cuda".
     """
-    if backend == "cuda":
-        raise NotImplementedError("kbit.matmul has no CUDA kernel yet; use backend='cpu'")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "cuda":
+        from .cuda_matmul import matmul_cuda
+
+        return matmul_cuda(x, qt)
     return MATMUL_VERSIONS["reference" if backend == "reference" else "v3"](x, qt)

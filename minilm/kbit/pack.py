@@ -20,7 +20,7 @@ import numpy as np
 
 from .codebooks import PACK_BITS, check_bits
 
-BACKENDS = ("reference", "cpu")
+BACKENDS = ("reference", "cpu", "cuda")
 UNIT = 64  # codes per iteration of the Numba kernels (8 groups, 8k bytes)
 
 
@@ -109,6 +109,10 @@ def pack(codes: np.ndarray, bits: int, backend: str = "cpu") -> np.ndarray:
     backend = _check_backend(backend)
     codes, bits = check_codes(codes, bits)
     out = np.empty(packed_size(codes.size, bits), np.uint8)
+    if backend == "cuda":
+        from .cuda_pack import pack_cuda
+
+        return pack_cuda(codes, bits, out)
     whole = 0 if backend == "reference" else codes.size - codes.size % UNIT
     if whole:
         from .pack_kernels import pack_units
@@ -134,6 +138,10 @@ def unpack(packed: np.ndarray, bits: int, n: int, backend: str = "cpu",
         raise ValueError(f"out must be a C-contiguous uint8 array of shape ({n},), got "
                          f"{getattr(out, 'dtype', type(out).__name__)} "
                          f"{getattr(out, 'shape', '')}")
+    if backend == "cuda":
+        from .cuda_pack import unpack_cuda
+
+        return unpack_cuda(packed, bits, n, out)
     whole = 0 if backend == "reference" else n - n % UNIT
     if whole:
         from .pack_kernels import unpack_units
