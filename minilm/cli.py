@@ -1,4 +1,5 @@
-"""The `minilm` command: info, generate, bench, train, baselines, models, quantize, course.
+"""The `minilm` command: info, generate, bench, train, baselines, models, quantize,
+scaling, course.
 
 Every subcommand has `--help`; a bad argument prints one line `minilm: error: ...` and exits 2.
 """

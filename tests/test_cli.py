@@ -14,7 +14,7 @@ def run(*args, timeout=300):
 @pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["generate", "--help"],
                                   ["bench", "--help"], ["course", "--help"], ["train", "--help"],
                                   ["baselines", "--help"], ["quantize", "--help"],
-                                  ["models", "--help"]])
+                                  ["models", "--help"], ["scaling", "--help"]])
 def test_help(args):
     result = run(*args)
     assert result.returncode == 0 and "usage" in result.stdout
