@@ -16,19 +16,27 @@ from .tokenizer import ByteTokenizer
 EMPTY_PROMPT_TOKEN = ord("\n")  # an empty prompt starts the text after a newline
 
 
-def sample_token(logits: np.ndarray, temperature: float, top_k: int | None,
-                 rng: np.random.Generator) -> int:
-    """Pick the next token from logits (V,): argmax if temperature == 0, else sample from
-    softmax(logits / temperature), restricted to the top_k largest logits when top_k is set."""
-    logits = logits.astype(np.float64)
+def sampling_probs(logits: np.ndarray, temperature: float, top_k: int | None) -> np.ndarray:
+    """The distribution `sample_token` draws from, float64 (V,): softmax(logits / temperature)
+    over the top_k largest logits (all when top_k is None); temperature 0 puts all mass on the
+    argmax. Chapter 5's temperature and top-k widgets draw it."""
+    logits = np.asarray(logits, np.float64)
     if temperature == 0:
-        return int(np.argmax(logits))
+        return np.eye(logits.size)[np.argmax(logits)]
     if top_k is not None and top_k < logits.size:
         kth_largest = np.partition(logits, -top_k)[-top_k]
         logits = np.where(logits < kth_largest, -np.inf, logits)
-    scaled = (logits - logits.max()) / temperature
-    probs = np.exp(scaled)
-    probs /= probs.sum()
+    probs = np.exp((logits - logits.max()) / temperature)
+    return probs / probs.sum()
+
+
+def sample_token(logits: np.ndarray, temperature: float, top_k: int | None,
+                 rng: np.random.Generator) -> int:
+    """Pick the next token from logits (V,): argmax if temperature == 0, else sample from
+    `sampling_probs` (softmax of logits / temperature, restricted to the top_k largest)."""
+    if temperature == 0:
+        return int(np.argmax(logits))
+    probs = sampling_probs(logits, temperature, top_k)
     return int(min(np.searchsorted(np.cumsum(probs), rng.random(), side="right"),
                    logits.size - 1))
 

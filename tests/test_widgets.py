@@ -9,7 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import minilm
-from minilm.generate import sample_token
+from minilm.generate import sample_token, sampling_probs
 from minilm.widgets import (
     ch00_setup,
     ch01_numba,
@@ -148,7 +148,7 @@ def test_block_kernel_timings():
 @pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.7, 5), (1.5, 40)])
 def test_sampling_probs_is_what_sample_token_draws_from(temperature, top_k):
     logits = np.random.default_rng(0).standard_normal(256).astype(np.float32) * 2
-    probs = ch05_generation.sampling_probs(logits, temperature, top_k)
+    probs = sampling_probs(logits, temperature, top_k)
     assert probs.sum() == pytest.approx(1.0)
     if top_k is not None:
         assert np.count_nonzero(probs) == top_k
@@ -160,7 +160,7 @@ def test_sampling_probs_is_what_sample_token_draws_from(temperature, top_k):
 
 def test_sampling_probs_greedy():
     logits = np.array([0.1, 3.0, -1.0])
-    np.testing.assert_array_equal(ch05_generation.sampling_probs(logits, 0, None), [0, 1, 0])
+    np.testing.assert_array_equal(sampling_probs(logits, 0, None), [0, 1, 0])
 
 
 def test_generation_functions(model, model_path):

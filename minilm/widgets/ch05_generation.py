@@ -12,7 +12,7 @@ import html
 import numpy as np
 
 from ..bench import median_time
-from ..generate import generate
+from ..generate import generate, sampling_probs
 from ..tokenizer import ByteTokenizer
 from .common import (
     DEFAULT_MODEL,
@@ -27,19 +27,6 @@ from .common import (
 
 PROMPT = "The Python interpreter "
 WIDGET_BACKEND = "reference"  # NumPy: no compile wait, and fast enough for models this small
-
-
-def sampling_probs(logits: np.ndarray, temperature: float, top_k: int | None) -> np.ndarray:
-    """The distribution `generate.sample_token` draws from: softmax(logits / temperature) over
-    the top_k largest logits (all when top_k is None); temperature 0 puts all mass on the argmax.
-    float64 (V,)."""
-    logits = np.asarray(logits, np.float64)
-    if temperature == 0:
-        return np.eye(logits.size)[np.argmax(logits)]
-    if top_k is not None and top_k < logits.size:
-        logits = np.where(logits < np.partition(logits, -top_k)[-top_k], -np.inf, logits)
-    scaled = np.exp((logits - logits.max()) / temperature)
-    return scaled / scaled.sum()
 
 
 def next_byte_logits(model, prompt: str, backend: str = WIDGET_BACKEND) -> np.ndarray:
