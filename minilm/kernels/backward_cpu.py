@@ -37,6 +37,7 @@ from ..backward import (
 from .checks import float_array
 from .fastexp import FASTMATH, exp_block
 from .gelu import SQRT_2_OVER_PI
+from .softmax import softmax_row
 from .threads import in_cpu_region, matmul
 
 __all__ = ["attention_backward", "cross_entropy", "embedding_backward", "gelu_backward",
@@ -46,18 +47,6 @@ ROWS = 4  # query rows per step of the attention backward (the kernel is written
 ROWS_PER_CHUNK = 64  # rows per LayerNorm work item (and per partial d_gamma/d_beta sum)
 CHUNK = 1024  # elements per GELU work item
 F32 = (np.float32,)
-
-
-@njit(inline="always")
-def _row_softmax(p, row, n_keys, bits):
-    """p[row, :n_keys] (scores) -> softmax weights in place."""
-    scores = p[row]
-    m = scores[0]
-    for j in range(1, n_keys):
-        m = max(m, scores[j])
-    inv = np.float32(1.0) / exp_block(scores, m, scores, bits, n_keys)
-    for j in range(n_keys):
-        scores[j] *= inv
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -100,7 +89,7 @@ def _attention_backward(q, k_t, v_t, d_out, causal, d_q, d_k_t, d_v_t):
                     d_p[3, j] += e3 * vj
             for r in range(rows):  # softmax of each row over the keys it may see
                 row_keys = i0 + r + offset + 1 if causal else tk
-                _row_softmax(p, r, row_keys, bits)
+                softmax_row(p[r], p[r], row_keys, bits)
                 row_dot = zero  # sum_j p_j d_p_j
                 for j in range(row_keys):
                     row_dot += p[r, j] * d_p[r, j]

@@ -22,19 +22,22 @@ def softmax_reference(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+@njit(inline="always")
+def softmax_row(src, dst, n, bits):
+    """dst[:n] = softmax(src[:n]) (src and dst may be the same array); bits: int32 scratch."""
+    m = src[0]
+    for i in range(1, n):
+        m = max(m, src[i])
+    inv = np.float32(1.0) / exp_block(src, m, dst, bits, n)
+    for i in range(n):
+        dst[i] *= inv
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _softmax_rows(x, out):
     rows, n = x.shape
     for r in prange(rows):
-        row = x[r]
-        m = row[0]
-        for i in range(1, n):
-            m = max(m, row[i])
-        bits = np.empty(n, np.int32)
-        total = exp_block(row, m, out[r], bits, n)
-        inv = np.float32(1.0) / total
-        for i in range(n):
-            out[r, i] *= inv
+        softmax_row(x[r], out[r], n, np.empty(n, np.int32))
 
 
 @in_cpu_region
