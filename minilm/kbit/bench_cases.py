@@ -98,16 +98,14 @@ def decode(quick: bool, backend: str):
                 quantized.forward(tokens, "reference"), atol=1e-2, rtol=1e-2)
     n_new = 64 if quick else 256
 
-    def tokens_per_s(m):
-        def run():
-            return generate(m, prompt, max_new_tokens=n_new, temperature=0, backend=backend)
-        return run
+    def decoding(m):
+        return lambda: generate(m, prompt, max_new_tokens=n_new, temperature=0, backend=backend)
 
-    base = median_time(tokens_per_s(model), 1 if quick else 3)
+    base = median_time(decoding(model), 1 if quick else 3)
     yield Result(f"decode {names[-1]} {n_new} tokens", f"{backend} float32", base,
                  n_new / base, "tok/s", base)
     time.sleep(0.3)
-    seconds = median_time(tokens_per_s(quantized), 1 if quick else 3)
+    seconds = median_time(decoding(quantized), 1 if quick else 3)
     yield Result(f"decode {names[-1]} {n_new} tokens", f"{backend} 4-bit nf b64", seconds,
                  n_new / seconds, "tok/s", base)
 
