@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -234,11 +235,18 @@ def _models(models) -> list[_Model]:
     return found
 
 
-def _run(ref: str, cell: Cell, data: bytes, embeddings: bool) -> dict:
-    """One cell in a worker process (module-level, so it pickles)."""
+@functools.lru_cache(maxsize=2)
+def _loaded(ref: str, sha256: str):
+    """A worker evaluates many cells of one model: read its file once per content (the sha256
+    in the key makes a file rewritten since with other weights load again)."""
     from .model import load
 
-    return evaluate_cell(load(ref), cell, data, embeddings)
+    return load(ref)
+
+
+def _run(model: _Model, cell: Cell, data: bytes, embeddings: bool) -> dict:
+    """One cell in a worker process (module-level, so it pickles)."""
+    return evaluate_cell(_loaded(model.ref, model.sha256), cell, data, embeddings)
 
 
 def _start_worker(threads: int) -> None:
@@ -252,18 +260,18 @@ def _start_worker(threads: int) -> None:
 
 
 def _compute(todo, workers: int, *args):
-    """Yield (model, cell, result) as cells finish, `result = _run(model.ref, cell, *args)`: in
+    """Yield (model, cell, result) as cells finish, `result = _run(model, cell, *args)`: in
     this process for one worker, else in a pool of fresh ("spawn") processes, biggest model
     first so that the workers finish together."""
     if workers == 1:
         for model, cell in todo:
-            yield model, cell, _run(model.ref, cell, *args)
+            yield model, cell, _run(model, cell, *args)
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     order = sorted(todo, key=lambda job: -job[0].n_params)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                              initializer=_start_worker, initargs=(threads,)) as pool:
-        pending = {pool.submit(_run, m.ref, cell, *args): (m, cell) for m, cell in order}
+        pending = {pool.submit(_run, m, cell, *args): (m, cell) for m, cell in order}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
