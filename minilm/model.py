@@ -108,14 +108,17 @@ class MiniLM:
                              f"{tokens.shape}")
         return tokens
 
-    def forward(self, tokens, backend: str = "cpu", cache: KVCache | None = None) -> np.ndarray:
+    def forward(self, tokens, backend: str = "cpu", cache: KVCache | None = None, *,
+                kernels=None) -> np.ndarray:
         """Logits for every position: tokens (T,) -> (T, V), (B, T) -> (B, T, V).
 
         With a `cache`, `tokens` are the next positions after those cached; their keys and
         values are appended, so decoding feeds one token at a time and gets the same logits as
-        a full forward over the whole sequence.
+        a full forward over the whole sequence. `kernels` replaces the backend's kernel
+        namespace (`backend.ops(backend)`): the chapters pass one that records every call.
         """
-        kernels = ops(check_backend(backend))
+        backend = check_backend(backend)
+        kernels = ops(backend) if kernels is None else kernels
         tokens = self._check_tokens(tokens, cache)
         with region(backend, self):
             logits = self._forward(tokens.reshape(-1, tokens.shape[-1]), kernels, backend, cache)

@@ -34,7 +34,9 @@ def softmax_row(src, dst, n, bits):
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _softmax_rows(x, out):
+def softmax_rows(x, out):
+    """The parallel kernel: out (rows, n) = softmax of each row of x (rows, n), float32.
+    No checks and no thread region: `softmax_cpu` is the checked entry point."""
     rows, n = x.shape
     for r in prange(rows):
         softmax_row(x[r], out[r], n, np.empty(n, np.int32))
@@ -46,5 +48,5 @@ def softmax_cpu(x: np.ndarray) -> np.ndarray:
     x = float_array("x", x)
     rows2d = x.reshape(-1, x.shape[-1])  # (rows, n)
     out = np.empty_like(rows2d)
-    _softmax_rows(rows2d, out)
+    softmax_rows(rows2d, out)
     return out.reshape(x.shape)

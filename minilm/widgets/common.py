@@ -85,8 +85,8 @@ def trace(model, tokens, backend: str = "reference") -> Trace:
     from ..backend import ops
 
     recorder = _Recorder(ops(backend))
-    tokens = model._check_tokens(np.asarray(tokens), None)
-    logits = model._forward(tokens[None, :], recorder, backend, None)[0]  # (T, V)
+    tokens = np.asarray(tokens)
+    logits = model.forward(tokens, backend, kernels=recorder)  # (T, V)
     return Trace(tokens, logits, recorder.calls)
 
 
