@@ -54,7 +54,7 @@ def check_tokens(name: str, tokens, shape: tuple, vocab_size: int) -> np.ndarray
     if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
         raise ValueError(f"{name} must lie in [0, {vocab_size}), got values in "
                          f"[{tokens.min()}, {tokens.max()}]")
-    return np.ascontiguousarray(tokens, dtype=np.int64)
+    return np.asarray(tokens, dtype=np.int64, order="C")  # (ascontiguousarray makes 0-d 1-d)
 
 
 def check_grad(name: str, d: np.ndarray, like: np.ndarray) -> np.ndarray:

@@ -190,7 +190,7 @@ def test_gelu_backward_cpu(cpu, rng, shape):
     assert_close(cpu.gelu_backward(x, d_y), exact, atol=1e-6, rtol=1e-4)  # cancels in the tails
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (5, 256), (2, 3, 17)])
+@pytest.mark.parametrize("shape", [(7,), (1, 1), (5, 256), (2, 3, 17)])  # (7,): one position
 def test_cross_entropy_cpu(cpu, rng, shape):
     logits = f32(rng, *shape, scale=10.0)
     targets = rng.integers(0, shape[-1], shape[:-1])
