@@ -1,5 +1,5 @@
 """The `minilm` command: info, generate, bench, train, baselines, models, quantize,
-scaling, course.
+scaling, check, grade, exercises, course.
 
 Every subcommand has `--help`; a bad argument prints one line `minilm: error: ...` and exits 2.
 """
@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from .grading.cli import add_grading_parsers
 from .kbit.cli import add_quantize_parser
 from .scaling_cli import add_scaling_parser
 from .train_cli import add_baselines_parser, add_models_parser, add_train_parser
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_parser(sub)
     add_quantize_parser(sub)
     add_scaling_parser(sub)
+    add_grading_parsers(sub)
 
     course = sub.add_parser("course", help="open the course in JupyterLab")
     course.add_argument("--port", type=_positive_int, default=8888)

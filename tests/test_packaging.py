@@ -34,9 +34,15 @@ def test_pytest_markers_and_console_script():
 
 
 def test_nbgrader_config_directories():
+    """The repository root is an nbgrader course: solutions/ is the source, exercises/ the
+    release (the settings come from minilm.grading.config)."""
+    from traitlets.config import Config
+
+    config = Config()
     text = (ROOT / "nbgrader_config.py").read_text()
-    assert 'source_directory = "solutions"' in text
-    assert 'release_directory = "exercises"' in text
+    exec(compile(text, "nbgrader_config.py", "exec"), {"get_config": lambda: config})
+    assert config.CourseDirectory.source_directory == "solutions"
+    assert config.CourseDirectory.release_directory == "exercises"
 
 
 def test_import_loads_neither_numba_nor_cuda():

@@ -1,0 +1,148 @@
+"""`ResilientExecute`: nbgrader's `Execute` step, made to survive a stuck or dead kernel.
+
+What nbgrader 0.9.6 / nbclient do with a cell that runs too long (read in their source and
+measured): at `Execute.timeout` the kernel gets an interrupt (SIGINT). A Python loop stops with
+`KeyboardInterrupt`, the cell gets a `CellTimeoutError` output and grading goes on. A loop inside an
+`@njit` function never looks at the interrupt: nbclient then waits `iopub_timeout` (4 s) for the
+kernel, raises `CellTimeoutError`, the kernel is shut down and the whole submission fails (no
+scores, "needs manual grading"). A kernel that dies (a segfault, `os._exit`) fails it the same way.
+
+Here such a cell instead gets an error output that says what happened (so its test scores 0), the
+kernel is restarted, the cells that ran before it are replayed silently (the setup and solution
+cells: test cells are skipped, they define nothing later cells need, and their speed checks would
+cost time), and execution goes on with the next cell, so the other exercises are still graded. If
+the replay itself fails, every later cell gets an error output instead of running.
+
+It also caps the output a cell may send (`max_output_chars`, counted while it arrives): a student
+who prints in a tight loop cannot fill the grader's memory. Errors are always kept, and so is the
+start of any stderr output (nbgrader scores a test cell that wrote to stderr 0).
+
+Messages for the instructor go to the nbgrader log, prefixed `minilm-grading:`.
+"""
+
+from __future__ import annotations
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader import utils
+from nbgrader.preprocessors import Execute
+from traitlets import Integer
+
+NOTE = "minilm-grading:"  # prefix of the log lines that `minilm grade` shows per student
+STDERR_KEPT = 2000  # characters of a late stderr output kept after the output cap
+
+
+def error_output(ename: str, evalue: str) -> NotebookNode:
+    """An nbformat error output (ANSI red name, like nbgrader's timeout error)."""
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue,
+                        traceback=[f"\x1b[0;31m{ename}\x1b[0m: {evalue}"])
+
+
+def cell_name(cell, index: int) -> str:
+    return cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
+
+
+def _size(msg) -> int:
+    content = msg.get("content", {})
+    if "text" in content:
+        return len(content["text"])
+    return sum(len(str(value)) for value in content.get("data", {}).values())
+
+
+class ResilientExecute(Execute):
+    """nbgrader's Execute; a stuck or dead kernel is restarted instead of failing the notebook."""
+
+    max_output_chars = Integer(
+        200_000, help="Output characters kept per cell while it runs; the rest is dropped "
+                      "(errors are always kept). -1 means no limit.").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._replay = []  # sources of the cells to re-run after a restart, in order
+        self._lost = None  # why the kernel could not be brought back (then nothing more runs)
+        self._chars, self._truncated = 0, False
+        return super().preprocess(nb, resources, km)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return super().preprocess_cell(cell, resources, index)
+        self._chars = 0
+        self._truncated = False
+        if self._lost:
+            cell.outputs = [error_output("KernelLost", f"not run: {self._lost}")]
+            return cell, self.resources
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except (CellTimeoutError, DeadKernelError) as error:
+            self._recover(cell, index, error)
+            return cell, self.resources
+        timeout_name = (self.error_on_timeout or {}).get("ename", "CellTimeoutError")
+        timed_out = any(out.get("ename") == timeout_name
+                        for out in cell.outputs if out.output_type == "error")
+        if timed_out:
+            self.log.warning("%s %s ran past the %s s timeout and was interrupted", NOTE,
+                             cell_name(cell, index), self.timeout)
+        elif not (utils.is_grade(cell) and not utils.is_solution(cell)):
+            self._replay.append(cell.source)
+        if self._truncated:
+            self.log.warning("%s output of %s cut at %d characters", NOTE,
+                             cell_name(cell, index), self.max_output_chars)
+        return cell, resources
+
+    # -- a stuck or dead kernel --------------------------------------------------------------
+
+    def _recover(self, cell, index: int, error: Exception) -> None:
+        name = cell_name(cell, index)
+        if isinstance(error, CellTimeoutError):
+            what = (f"the cell ran past the {self.timeout} s timeout and the kernel did not "
+                    "respond to the interrupt (a loop inside compiled Numba code?)")
+            ename = "CellTimeoutError"
+        else:
+            what = "the kernel died while running this cell (a crash, or os._exit / quit)"
+            ename = "DeadKernelError"
+        cell.outputs.append(error_output(
+            ename, f"{what}; the grader restarted the kernel and went on with the next cell"))
+        self.log.warning("%s %s: %s; restarting the kernel and replaying %d earlier cells",
+                         NOTE, name, what, len(self._replay))
+        try:
+            self._restart_and_replay()
+        except Exception as failure:  # whatever it is, nothing more can run
+            self._lost = (f"the kernel could not be restarted after {name} "
+                          f"({type(failure).__name__}: {failure})")
+            self.log.warning("%s %s", NOTE, self._lost)
+
+    def _restart_and_replay(self) -> None:
+        from jupyter_core.utils import ensure_async, run_sync
+
+        async def restart_and_replay():
+            if self.kc is not None:
+                await ensure_async(self.kc.stop_channels())
+                self.kc = None
+            await ensure_async(self.km.restart_kernel(now=True))
+            await self.async_start_new_kernel_client()
+            for source in self._replay:
+                msg_id = await ensure_async(self.kc.execute(source, silent=True,
+                                                            store_history=False))
+                if await self.async_wait_for_reply(msg_id) is None:
+                    raise TimeoutError(f"replaying an earlier cell took over {self.timeout} s")
+
+        run_sync(restart_and_replay)()
+
+    # -- capped output -----------------------------------------------------------------------
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] == "error" or self.max_output_chars < 0:
+            return super().output(outs, msg, display_id, cell_index)
+        self._chars += _size(msg)
+        if self._chars <= self.max_output_chars:
+            return super().output(outs, msg, display_id, cell_index)
+        content = msg.get("content", {})
+        first_stderr = (msg["msg_type"] == "stream" and content.get("name") == "stderr"
+                        and not any(o.get("name") == "stderr" for o in outs))
+        if not self._truncated:
+            self._truncated = True
+            cut = f"\n... output cut by the grader after {self.max_output_chars:,} characters ...\n"
+            outs.append(NotebookNode(output_type="stream", name="stdout", text=cut))
+        if first_stderr:  # keep its start: a stderr output is what makes nbgrader score 0
+            short = {**msg, "content": {**content, "text": content["text"][:STDERR_KEPT]}}
+            return super().output(outs, short, display_id, cell_index)
+        return None
