@@ -43,6 +43,18 @@ def test_readme_chapter_map_links_every_chapter():
     assert not missing, f"README chapter map does not link {missing}"
 
 
+CHAPTERS_WITH_EXERCISES = [p for p in NOTEBOOKS if re.match(r"(0[1-9]|1[01])_", p.name)]
+
+
+@pytest.mark.parametrize("path", CHAPTERS_WITH_EXERCISES, ids=_ids(CHAPTERS_WITH_EXERCISES))
+def test_chapter_links_its_exercise(path):
+    """Chapters 1-11 end with a link to exercises/chNN_name/chNN_name.ipynb, which exists."""
+    name = f"ch{path.stem}"  # 03_attention -> ch03_attention
+    target = f"../exercises/{name}/{name}.ipynb"
+    last = "".join(nbformat.read(path, as_version=4).cells[-1].source)
+    assert f"({target})" in last, f"{path.name}: the last cell does not link {target}"
+    assert (COURSE / target).resolve().is_file(), f"{path.name} links {target}, which is missing"
+
 def _execute(path: Path) -> None:
     """Run every cell of `path` in a fresh kernel; TimeoutError after NOTEBOOK_TIMEOUT seconds."""
     from nbclient import NotebookClient
