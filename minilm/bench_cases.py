@@ -95,15 +95,21 @@ def generation(quick: bool, backend: str):
 
 def training(quick: bool, backend: str):
     """One training step (forward, backward, AdamW update) of a family recipe, B=16 windows:
-    minilm-m (T=256), or minilm-s (T=128) with --quick. Rate: training tokens per second."""
+    minilm-m (T=256), or minilm-s (T=128) with --quick. Rate: training tokens per second.
+
+    Both paths run with the training loop's process settings (`threads.tune_for_training`);
+    their thread part only takes effect when this is the first case of the process, so
+    `minilm bench train` on its own measures what `minilm train` gets."""
     from .backward import TRAIN_BACKENDS
     from .family import recipe
     from .gradients import loss_and_grads
+    from .kernels.threads import tune_for_training
     from .optim import AdamW
     from .params import init_params
 
     if backend not in TRAIN_BACKENDS:
         raise ValueError(f"training runs on {' or '.join(TRAIN_BACKENDS)}, not {backend!r}")
+    tune_for_training()
     name = "minilm-s" if quick else "minilm-m"
     config, settings = recipe(name)
     rng = np.random.default_rng(3)
