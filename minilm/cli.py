@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (also used by the grading commands)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
@@ -188,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-new-tokens", type=_non_negative_int, default=100, metavar="N")
     gen.add_argument("--temperature", type=_non_negative_float, default=0.8,
                      help="0 = greedy (default 0.8)")
-    gen.add_argument("--top-k", type=_positive_int, default=None, metavar="K")
+    gen.add_argument("--top-k", type=positive_int, default=None, metavar="K")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--backend", choices=("reference", "cpu", "cuda"), default="cpu")
     gen.add_argument("--timing", action="store_true", help="print time to first token")
@@ -208,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_grading_parsers(sub)
 
     course = sub.add_parser("course", help="open the course in JupyterLab")
-    course.add_argument("--port", type=_positive_int, default=8888)
+    course.add_argument("--port", type=positive_int, default=8888)
     course.add_argument("--no-browser", action="store_true")
     course.set_defaults(run=cmd_course)
     return parser

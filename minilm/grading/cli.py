@@ -16,13 +16,6 @@ import sys
 from pathlib import Path
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _seconds(text: str) -> float:
     value = float(text)
     if not 0 < value < float("inf"):
@@ -32,6 +25,8 @@ def _seconds(text: str) -> float:
 
 def add_grading_parsers(subparsers) -> None:
     """Register `minilm check`, `minilm grade` and `minilm exercises`."""
+    from ..cli import positive_int  # (minilm.cli is loaded: it is what calls this)
+
     check = subparsers.add_parser(
         "check", help="self-check an exercise notebook with the hidden tests",
         description="Autograde one exercise notebook locally with the hidden tests (nbgrader "
@@ -53,7 +48,7 @@ def add_grading_parsers(subparsers) -> None:
                     "directory with nbgrader, in N worker processes sharing the gradebook. "
                     "Prints one line per student and a summary, writes reports/ASSIGNMENT.csv.")
     grade.add_argument("assignment", help="the assignment, e.g. ch01_numba")
-    grade.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+    grade.add_argument("--workers", type=positive_int, default=1, metavar="N",
                        help="worker processes (default 1)")
     grade.add_argument("--course", default=".", metavar="DIR",
                        help="the course directory (default: the current one)")
