@@ -38,7 +38,9 @@ def test_exercises_are_what_nbgrader_generates():
 
     problems = compare_release(SOLUTIONS, EXERCISES)
     assert not problems, ("exercises/ is not what `nbgrader generate_assignment` makes from "
-                          "solutions/ (run `minilm exercises`):\n" + "\n".join(problems))
+                          "solutions/: after editing solutions/, run `minilm exercises`; if you "
+                          "worked on an exercise in place, keep your copy elsewhere and restore "
+                          "the release with `git checkout exercises/`:\n" + "\n".join(problems))
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
