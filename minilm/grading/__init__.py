@@ -10,6 +10,7 @@
     check     `minilm check NOTEBOOK`: a student's self-check with the hidden tests
     parallel  `minilm grade ASSIGNMENT --workers N`: a whole class, in parallel
     cli       the `check`, `grade` and `exercises` subcommands
+    notebook_tools  what the exercise notebooks' test cells share (parallel_loops, ...)
 
 Importing this package imports nothing heavy; nbgrader is imported when grading starts.
 """

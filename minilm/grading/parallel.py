@@ -68,6 +68,7 @@ def grade_student(root: str, assignment: str, student: str, timeout: float | Non
         except UnusableNotebook as error:
             problem = str(error).replace(f"{path}: ", f"{path.relative_to(root_path)}: ")
     config = course_config(root_path, timeout=timeout, url=url)
+    # run even for an unusable file: nbgrader then records the submission in the gradebook
     result = run_nbgrader("autograde", root_path, assignment, student, config=config)
     log_file = root_path / "reports" / assignment / f"{student}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
