@@ -170,29 +170,26 @@ def _chunk_8bit_int(builder, w, x, table):
 
 
 def _row_dot(chunk, chunk_bytes):
-    """An intrinsic: one output value = sum over blocks of (block scale) * sum over its chunks
-    of (x chunk scale) * (int32 sums of the chunk), in float32 vectors of 8 lanes."""
+    """An intrinsic: one output value = sum over chunks c of (scale of c's weight block) *
+    (x scale of c) * (int32 sums of chunk c), accumulated in one float32 vector of 8 lanes (a
+    register: one multiply-add per chunk, no per-block partial sum to keep)."""
 
     @intrinsic
     def row_dot(typingctx, w, x, w_scales, x_scales, table, n_blocks, chunks_per_block):
         def codegen(context, builder, signature, args):
             w, x, w_scales, x_scales, table, n_blocks, chunks_per_block = args
             acc = cgutils.alloca_once_value(builder, L.const(L.V8F32, 0.0))
-            block_acc = cgutils.alloca_once(builder, L.V8F32)
-            with cgutils.for_range(builder, n_blocks) as block:
-                builder.store(L.const(L.V8F32, 0.0), block_acc)
-                with cgutils.for_range(builder, chunks_per_block) as inner:
-                    c = builder.add(builder.mul(block.index, chunks_per_block), inner.index)
-                    sums = chunk(builder, L.at(builder, w, c, chunk_bytes),
-                                 L.at(builder, x, c, 2 * CHUNK), table)  # <8 x i32>
-                    x_scale = L.load(builder, L.at(builder, x_scales, c, 4), L.F32)
-                    builder.store(L.fma(builder, builder.sitofp(sums, L.V8F32),
-                                        L.broadcast(builder, x_scale, L.V8F32),
-                                        builder.load(block_acc)), block_acc)
-                w_scale = L.load(builder, L.at(builder, w_scales, block.index, 4), L.F32)
-                builder.store(L.fma(builder, builder.load(block_acc),
-                                    L.broadcast(builder, w_scale, L.V8F32),
-                                    builder.load(acc)), acc)
+            # one flat loop over the chunks (a nested block loop makes LLVM keep acc in memory)
+            with cgutils.for_range(builder, builder.mul(n_blocks, chunks_per_block)) as loop:
+                c = loop.index
+                block = builder.zext(builder.udiv(builder.trunc(c, L.I32),
+                                                  builder.trunc(chunks_per_block, L.I32)), L.I64)
+                sums = chunk(builder, L.at(builder, w, c, chunk_bytes),
+                             L.at(builder, x, c, 2 * CHUNK), table)  # <8 x i32>
+                scale = builder.fmul(L.load(builder, L.at(builder, x_scales, c, 4), L.F32),
+                                     L.load(builder, L.at(builder, w_scales, block, 4), L.F32))
+                builder.store(L.fma(builder, builder.sitofp(sums, L.V8F32),
+                                    L.broadcast(builder, scale, L.V8F32), builder.load(acc)), acc)
             return L.horizontal_sum(builder, builder.load(acc))
 
         return types.float32(*[types.intp] * 7), codegen
