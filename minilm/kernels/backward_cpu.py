@@ -6,7 +6,8 @@ Taught in chapter 6 (training), after the NumPy references it is tested against:
     matrix from the forward, so the forward stays the inference kernel and memory stays
     O(T D) per head. k, v and their gradients are held transposed (D, T) so that every inner
     loop runs over the keys: long, contiguous, vectorised, with no per-key horizontal sums;
-    each element loaded there serves four rows. Each (batch, head) pair is one
+    each element loaded there serves four rows. The scores and d_out . v come in register
+    tiles of 4 rows x 8 keys (`score_tiles.py`). Each (batch, head) pair is one
     parallel work item that owns its d_k, d_v: no two threads write the same row, so no
     atomics, and the same sums in the same order on every run (resuming needs bit-identical
     steps).
@@ -37,13 +38,13 @@ from ..backward import (
 from .checks import float_array
 from .fastexp import FASTMATH, exp_block
 from .gelu import SQRT_2_OVER_PI
+from .score_tiles import ROWS, TILE, score_tile
 from .softmax import softmax_row
 from .threads import in_cpu_region, matmul
 
 __all__ = ["attention_backward", "cross_entropy", "embedding_backward", "gelu_backward",
            "layernorm_backward", "linear_backward"]
 
-ROWS = 4  # query rows per step of the attention backward (the kernel is written for 4)
 ROWS_PER_CHUNK = 64  # rows per LayerNorm work item (and per partial d_gamma/d_beta sum)
 CHUNK = 1024  # elements per GELU work item
 F32 = (np.float32,)
@@ -52,41 +53,36 @@ F32 = (np.float32,)
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _attention_backward(q, k_t, v_t, d_out, causal, d_q, d_k_t, d_v_t):
     """Four query rows at a time (ROWS): every k_t, v_t, d_k_t, d_v_t element loaded in the
-    inner loops serves four rows, which quarters the memory traffic of one row at a time."""
+    inner loops serves four rows, which quarters the memory traffic of one row at a time.
+    k_t, v_t (G, D, Tk rounded up to TILE): the columns past Tk are zeros for the last tile."""
     groups, tq, d = q.shape
-    tk = k_t.shape[2]
+    tk, tk_tiles = d_k_t.shape[2], k_t.shape[2]
     offset = tk - tq
     scale = np.float32(1.0 / math.sqrt(d))
     zero = np.float32(0.0)
     for g in prange(groups):
-        p = np.empty((ROWS, tk), np.float32)  # scores, then weights
-        d_p = np.empty((ROWS, tk), np.float32)  # d_out . v, then d_s (with 1/sqrt(D))
+        p = np.empty((ROWS, tk_tiles), np.float32)  # scores, then weights
+        d_p = np.empty((ROWS, tk_tiles), np.float32)  # d_out . v, then d_s (with 1/sqrt(D))
         bits = np.empty(tk, np.int32)
-        row_q = np.empty(ROWS, np.float32)  # the block's q[i, c] (scaled), then q[i, c]
-        row_d = np.empty(ROWS, np.float32)  # the block's d_out[i, c]
+        block_q = np.empty((ROWS, d), np.float32)  # the block's q rows (scaled); 0 past Tq
+        block_d = np.empty((ROWS, d), np.float32)  # the block's d_out rows; 0 past Tq
+        row_q = np.empty(ROWS, np.float32)  # q[i, c] of the block's rows
+        row_d = np.empty(ROWS, np.float32)  # d_out[i, c] of the block's rows
         for i0 in range(0, tq, ROWS):
             rows = min(ROWS, tq - i0)
             n_keys = i0 + rows + offset if causal else tk  # keys the last row of the block sees
-            p[:, :n_keys] = zero
-            d_p[:, :n_keys] = zero
             row_q[:] = zero  # rows past the end of q (last block) take no part
             row_d[:] = zero
-            for c in range(d):  # scores and d_p of the block's rows (a missing row stays 0)
-                for r in range(rows):
-                    row_q[r] = q[g, i0 + r, c] * scale
-                    row_d[r] = d_out[g, i0 + r, c]
-                q0, q1, q2, q3 = row_q[0], row_q[1], row_q[2], row_q[3]
-                e0, e1, e2, e3 = row_d[0], row_d[1], row_d[2], row_d[3]
-                for j in range(n_keys):
-                    kj, vj = k_t[g, c, j], v_t[g, c, j]
-                    p[0, j] += q0 * kj
-                    p[1, j] += q1 * kj
-                    p[2, j] += q2 * kj
-                    p[3, j] += q3 * kj
-                    d_p[0, j] += e0 * vj
-                    d_p[1, j] += e1 * vj
-                    d_p[2, j] += e2 * vj
-                    d_p[3, j] += e3 * vj
+            block_q[rows:] = zero  # only the last block can have fewer than ROWS rows
+            block_d[rows:] = zero
+            for r in range(rows):
+                for c in range(d):
+                    block_q[r, c] = q[g, i0 + r, c] * scale
+                    block_d[r, c] = d_out[g, i0 + r, c]
+            for j in range(0, n_keys, TILE):  # scores and d_p (a missing row gives 0)
+                score_tile(block_q.ctypes.data, block_d.ctypes.data, k_t[g, 0, j:].ctypes.data,
+                           v_t[g, 0, j:].ctypes.data, d, 4 * tk_tiles, p[0, j:].ctypes.data,
+                           d_p[0, j:].ctypes.data, 4 * tk_tiles)
             for r in range(rows):  # softmax of each row over the keys it may see
                 row_keys = i0 + r + offset + 1 if causal else tk
                 softmax_row(p[r], p[r], row_keys, bits)
@@ -119,15 +115,23 @@ def _attention_backward(q, k_t, v_t, d_out, causal, d_q, d_k_t, d_v_t):
                         d_q[g, i0 + r, c] = acc
 
 
+def _transposed_tiles(x):
+    """x (G, T, D) -> (G, D, T rounded up to TILE), zero past T: whole tiles for score_tile."""
+    groups, t, d = x.shape
+    out = np.zeros((groups, d, -(-t // TILE) * TILE), np.float32)
+    out[:, :, :t] = x.transpose(0, 2, 1)
+    return out
+
+
 @in_cpu_region
 def attention_backward(q, k, v, d_out, causal=True):
     """Numba version of `minilm.backward.attention_backward` (recomputes the weights)."""
     q, k, v = check_attention(q, k, v, causal, F32)
     d_out = check_grad("d_out", d_out, q)
     q3, d_out3 = q.reshape(-1, *q.shape[-2:]), d_out.reshape(-1, *q.shape[-2:])  # (G, Tq, D)
-    k_t = np.ascontiguousarray(k.reshape(-1, *k.shape[-2:]).transpose(0, 2, 1))  # (G, D, Tk)
-    v_t = np.ascontiguousarray(v.reshape(-1, *k.shape[-2:]).transpose(0, 2, 1))  # (G, D, Tk)
-    d_q, d_k_t, d_v_t = np.empty_like(q3), np.zeros_like(k_t), np.zeros_like(v_t)
+    k_t, v_t = (_transposed_tiles(a.reshape(-1, *k.shape[-2:])) for a in (k, v))  # (G, D, Tk')
+    d_q = np.empty_like(q3)
+    d_k_t, d_v_t = (np.zeros((len(k_t), k.shape[-1], k.shape[-2]), np.float32) for _ in "kv")
     _attention_backward(q3, k_t, v_t, d_out3, bool(causal), d_q, d_k_t, d_v_t)
     return (d_q.reshape(q.shape), d_k_t.transpose(0, 2, 1).reshape(k.shape),
             d_v_t.transpose(0, 2, 1).reshape(k.shape))
