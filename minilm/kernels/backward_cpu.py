@@ -131,7 +131,8 @@ def attention_backward(q, k, v, d_out, causal=True):
     q3, d_out3 = q.reshape(-1, *q.shape[-2:]), d_out.reshape(-1, *q.shape[-2:])  # (G, Tq, D)
     k_t, v_t = (_transposed_tiles(a.reshape(-1, *k.shape[-2:])) for a in (k, v))  # (G, D, Tk')
     d_q = np.empty_like(q3)
-    d_k_t, d_v_t = (np.zeros((len(k_t), k.shape[-1], k.shape[-2]), np.float32) for _ in "kv")
+    d_k_t = np.zeros((len(k_t), k.shape[-1], k.shape[-2]), np.float32)  # (G, D, Tk)
+    d_v_t = np.zeros_like(d_k_t)
     _attention_backward(q3, k_t, v_t, d_out3, bool(causal), d_q, d_k_t, d_v_t)
     return (d_q.reshape(q.shape), d_k_t.transpose(0, 2, 1).reshape(k.shape),
             d_v_t.transpose(0, 2, 1).reshape(k.shape))

@@ -34,15 +34,15 @@ def score_tile(typingctx, q, e, k, v, n_dims, k_stride, p, d_p, p_stride):
         sums = [cgutils.alloca_once_value(builder, L.const(L.V8F32, 0.0))
                 for _ in range(2 * ROWS)]  # p rows, then d_p rows
         row_bytes = builder.mul(n_dims, ir.Constant(L.I64, 4))
+        row_offsets = [builder.mul(ir.Constant(L.I64, r), row_bytes) for r in range(ROWS)]
         with cgutils.for_range(builder, n_dims) as loop:
-            k_c = L.load(builder, builder.add(k, builder.mul(loop.index, k_stride)), L.V8F32)
-            v_c = L.load(builder, builder.add(v, builder.mul(loop.index, k_stride)), L.V8F32)
-            for r in range(ROWS):
-                at = builder.add(builder.mul(ir.Constant(L.I64, r), row_bytes),
-                                 builder.mul(loop.index, ir.Constant(L.I64, 4)))
+            key_offset = builder.mul(loop.index, k_stride)
+            k_c = L.load(builder, builder.add(k, key_offset), L.V8F32)
+            v_c = L.load(builder, builder.add(v, key_offset), L.V8F32)
+            for r, row_offset in enumerate(row_offsets):
                 for total, rows, keys in ((sums[r], q, k_c), (sums[ROWS + r], e, v_c)):
-                    value = L.broadcast(builder, L.load(builder, builder.add(rows, at), L.F32),
-                                        L.V8F32)
+                    at = L.at(builder, builder.add(rows, row_offset), loop.index, 4)  # [r, c]
+                    value = L.broadcast(builder, L.load(builder, at, L.F32), L.V8F32)
                     builder.store(L.fma(builder, value, keys, builder.load(total)), total)
         for r in range(ROWS):
             row = builder.mul(ir.Constant(L.I64, r), p_stride)
