@@ -29,29 +29,38 @@ def as_tokens(text) -> np.ndarray:
     raise TypeError(f"text must be str or bytes, got {type(text).__name__}")
 
 
-def surprisal(model, text, backend: str = "cpu", batch_size: int = 8) -> np.ndarray:
+def surprisal(model, text, backend: str = "cpu", batch_size: int = 8,
+              stride: int | None = None) -> np.ndarray:
     """-log2 p(byte_i | bytes before it) for every byte after the first: float64 (n - 1,).
 
-    The text is cut into windows of `max_seq_len + 1` bytes that overlap by one byte, so every
-    byte except the first is predicted exactly once, from the bytes before it in its window.
-    Windows of full length run as batches of `batch_size`.
+    The model sees at most `max_seq_len` bytes, so a longer text is scored in sliding windows
+    of `max_seq_len + 1` bytes that start `stride` bytes apart (default: half a window). The
+    first window predicts all its bytes; each later one predicts only its bytes that no window
+    before it did, so every byte except the first is predicted exactly once, and (past the
+    first window) with at least `max_seq_len - stride` bytes of context. stride=max_seq_len
+    gives disjoint windows: cheaper, but the first bytes of each window are predicted from
+    almost nothing. Windows run as batches of `batch_size`.
     """
     check_backend(backend)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    seq_len = model.config.max_seq_len
+    stride = (seq_len // 2 or 1) if stride is None else stride
+    for name, value in (("batch_size", batch_size), ("stride", stride)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if stride > seq_len:
+        raise ValueError(f"stride must be at most the model's max_seq_len = {seq_len} (or no "
+                         f"byte would be predicted between windows), got {stride}")
     tokens = as_tokens(text)
     if tokens.size < 2:
         raise ValueError(f"text must hold at least 2 bytes to predict one, got {tokens.size}")
-    window = model.config.max_seq_len + 1  # predicts max_seq_len bytes
-    starts = range(0, tokens.size - 1, window - 1)
-    windows = [tokens[s:s + window] for s in starts]
+    last = max(0, tokens.size - seq_len - 1)  # the start of the window that ends the text
+    starts = [*range(0, last, stride), last]
+    first_new = [0] + [starts[i - 1] + seq_len - start for i, start in enumerate(starts) if i]
     bits = []
-    full = [w for w in windows if w.size == window]
-    for i in range(0, len(full), batch_size):
-        batch = np.stack(full[i:i + batch_size])  # (b, window)
-        bits.append(_window_bits(model, batch, backend).reshape(-1))
-    for w in windows[len(full):]:  # the last, shorter window
-        bits.append(_window_bits(model, w[None, :], backend).reshape(-1))
+    for i in range(0, len(starts), batch_size):
+        batch = np.stack([tokens[s:s + seq_len + 1] for s in starts[i:i + batch_size]])  # (b, W)
+        window_bits = _window_bits(model, batch, backend)  # (b, W - 1)
+        bits += [row[new:] for row, new in zip(window_bits, first_new[i:i + batch_size])]
     return np.concatenate(bits)
 
 
@@ -62,6 +71,8 @@ def _window_bits(model, batch: np.ndarray, backend: str) -> np.ndarray:
     return -picked / np.log(2.0)
 
 
-def evaluate(model, text, backend: str = "cpu", batch_size: int = 8) -> float:
-    """Bits per byte of the model on `text` (str or bytes); lower is better."""
-    return float(surprisal(model, text, backend, batch_size).mean())
+def evaluate(model, text, backend: str = "cpu", batch_size: int = 8,
+             stride: int | None = None) -> float:
+    """Bits per byte of the model on `text` (str or bytes), scored in sliding windows `stride`
+    bytes apart (see `surprisal`); lower is better."""
+    return float(surprisal(model, text, backend, batch_size, stride).mean())

@@ -7,6 +7,7 @@ from conftest import assert_close
 import minilm
 from minilm import ByteTokenizer, MiniLM, ModelConfig
 from minilm.generate import sample_token
+from minilm.run_record import heldout_slice
 
 TINY = ModelConfig(d_model=32, n_heads=4, n_layers=2, d_ff=64, max_seq_len=48)
 
@@ -156,6 +157,49 @@ def test_surprisal_windows_match_one_long_context():
     log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
     expected = -log_probs[np.arange(59), tokens_of(text)[1:]] / np.log(2)
     assert_close(minilm.surprisal(model, text), expected, atol=1e-5)
+
+
+def _bits_from_context(model, tokens, target, context):
+    """-log2 p(tokens[target] | the `context` bytes before it), computed on its own."""
+    window = tokens[max(0, target - context):target]
+    log_probs = model.forward(window).astype(np.float64)[-1]
+    log_probs -= np.log(np.exp(log_probs).sum())
+    return -log_probs[tokens[target]] / np.log(2)
+
+
+@pytest.mark.parametrize("stride", [1, 3, 4, 8])
+@pytest.mark.parametrize("n_bytes", [2, 9, 10, 23, 40])
+def test_sliding_windows_predict_every_byte_once_from_its_context(stride, n_bytes):
+    # windows of max_seq_len = 8 bytes, `stride` apart: byte i is predicted from the bytes of
+    # the first window that reaches it; past the first window that is its last 8 - stride.. 7
+    model = MiniLM.init(ModelConfig(d_model=16, n_heads=2, n_layers=1, d_ff=32,
+                                    max_seq_len=8), seed=5)
+    tokens = tokens_of("The quick brown fox jumps over the lazy dog.")[:n_bytes]
+    bits = minilm.surprisal(model, tokens.astype(np.uint8).tobytes(), stride=stride,
+                            batch_size=3)
+    assert bits.shape == (n_bytes - 1,)
+    last_start = max(0, n_bytes - 9)
+    starts = [*range(0, last_start, stride), last_start]
+    for target in range(1, n_bytes):
+        start = next(s for s in starts if s + 8 >= target)  # the first window reaching it
+        expected = _bits_from_context(model, tokens, target, target - start)
+        assert_close(bits[target - 1], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_default_stride_is_half_a_window_and_disjoint_windows_cost_context():
+    model = minilm.load("minilm-xs")
+    text = heldout_slice(3000)[0]
+    assert minilm.evaluate(model, text) == minilm.evaluate(model, text, stride=64)
+    # disjoint windows (stride = max_seq_len) predict a window's first bytes from little context
+    assert minilm.evaluate(model, text, stride=128) > minilm.evaluate(model, text) + 0.01
+
+
+@pytest.mark.parametrize("stride, words", [
+    (0, "positive int"), (True, "positive int"), (2.0, "positive int"), (49, "at most"),
+])
+def test_bad_stride_is_refused(model, stride, words):
+    with pytest.raises(ValueError, match=f"stride.*{words}"):
+        minilm.surprisal(model, "some text to score", stride=stride)
 
 
 @pytest.mark.parametrize("tokens, error, words", [
