@@ -119,7 +119,7 @@ def training(quick: bool, backend: str):
 
     def step(on: str):
         updated = {n: p.copy() for n, p in params.items()}  # the update must not change params
-        optimizer = AdamW(updated)
+        optimizer = AdamW(updated, backend=on)
 
         def run() -> np.ndarray:
             loss, grads = loss_and_grads(params, config, inputs, targets, on)

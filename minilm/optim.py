@@ -52,11 +52,17 @@ def lr_at(step: int, steps: int, peak: float, warmup: int, min_ratio: float = 0.
 
 class AdamW:
     """Adam with decoupled weight decay; its state (m, v, t) lives in float32 arrays beside the
-    parameters, so that a checkpoint can hold it and a resumed run is bit-identical."""
+    parameters, so that a checkpoint can hold it and a resumed run is bit-identical.
+
+    backend "reference": the update below in NumPy; "cpu": the same arithmetic fused into one
+    Numba pass per parameter (`kernels/adamw.py`)."""
 
     def __init__(self, params: dict, beta1: float = 0.9, beta2: float = 0.95,
-                 eps: float = 1e-8, weight_decay: float = 0.1):
+                 eps: float = 1e-8, weight_decay: float = 0.1, backend: str = "reference"):
+        if backend not in ("reference", "cpu"):
+            raise ValueError(f"AdamW runs on backend 'reference' or 'cpu', got {backend!r}")
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
+        self.backend = backend
         self.m = {n: np.zeros_like(p) for n, p in params.items()}  # first moments
         self.v = {n: np.zeros_like(p) for n, p in params.items()}  # second moments
         self.t = 0  # steps taken (for the bias corrections)
@@ -66,6 +72,15 @@ class AdamW:
         self.t += 1
         correction1 = 1 - self.beta1 ** self.t
         correction2 = 1 - self.beta2 ** self.t
+        if self.backend == "cpu":
+            from .kernels.adamw import adamw_update
+
+            for name, p in params.items():
+                adamw_update(p, grads[name], self.m[name], self.v[name], beta1=self.beta1,
+                             beta2=self.beta2, step_size=lr / correction1,
+                             correction2=correction2, eps=self.eps,
+                             decay=lr * self.weight_decay if decays(name, p) else 0.0)
+            return
         for name, p in params.items():
             g, m, v = grads[name], self.m[name], self.v[name]
             m *= self.beta1

@@ -166,7 +166,7 @@ def resume(path, out=None, corpus=None, *, progress=True, callback=None,
 
 def _optimizer(settings: TrainConfig):
     return lambda params: AdamW(params, settings.beta1, settings.beta2,
-                                weight_decay=settings.weight_decay)
+                                weight_decay=settings.weight_decay, backend=settings.backend)
 
 
 class _Trainer:

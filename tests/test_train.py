@@ -72,6 +72,39 @@ def test_adamw_decay_mask_and_step():
     assert np.allclose(params["b"], 2.0 + 0.1, atol=1e-6)  # Adam's first step: lr * -sign(g)
 
 
+@pytest.mark.parametrize("shapes", [[(1,)], [(7, 3), (5,)], [(4097,), (64, 129)], [(3, 8193)]])
+def test_fused_adamw_gives_the_references_bits(shapes):
+    # the Numba kernel does the reference's float32 operations in the same order
+    rng = np.random.default_rng(len(shapes))
+    start = {f"w{i}" if len(s) == 2 else f"b{i}": rng.normal(size=s).astype(np.float32)
+             for i, s in enumerate(shapes)}
+    ref, fast = ({n: p.copy() for n, p in start.items()} for _ in range(2))
+    ref_opt = AdamW(ref, weight_decay=0.3, backend="reference")
+    fast_opt = AdamW(fast, weight_decay=0.3, backend="cpu")
+    for step in range(4):
+        grads = {n: rng.normal(scale=10.0 ** -step, size=p.shape).astype(np.float32)
+                 for n, p in start.items()}
+        ref_opt.step(ref, grads, 1e-2 / (step + 1))
+        fast_opt.step(fast, grads, 1e-2 / (step + 1))
+    for name in start:
+        assert np.array_equal(fast[name], ref[name]), name
+        assert np.array_equal(fast_opt.m[name], ref_opt.m[name])
+        assert np.array_equal(fast_opt.v[name], ref_opt.v[name])
+
+
+def test_fused_adamw_refuses_bad_arrays_and_backends():
+    from minilm.kernels.adamw import adamw_update
+
+    p = np.zeros((4, 4), np.float32)
+    settings = dict(beta1=0.9, beta2=0.95, step_size=1e-3, correction2=0.05, eps=1e-8, decay=0)
+    for bad, words in [(p.astype(np.float64), "float64"), (np.zeros((4, 8), np.float32)[:, ::2],
+                                                           "strided"),
+                       (np.zeros((2, 8), np.float32), r"shape \(2, 8\)")]:
+        with pytest.raises(ValueError, match=f"g .*{words}|g has {words}"):
+            adamw_update(p, bad, np.zeros_like(p), np.zeros_like(p), **settings)
+    with pytest.raises(ValueError, match="backend 'reference' or 'cpu'"):
+        AdamW({"w": p}, backend="cuda")
+
 def test_clip_grad_norm():
     grads = {"a": np.array([3.0, 0.0], np.float32), "b": np.array([[4.0]], np.float32)}
     assert clip_grad_norm(grads, 1.0) == pytest.approx(5.0)
