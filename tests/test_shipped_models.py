@@ -57,6 +57,18 @@ def test_bits_per_byte_fall_as_the_models_grow():
     assert all(a > b for a, b in zip(bpb, bpb[1:], strict=False)), bpb
 
 
+def test_the_largest_model_beats_the_4gram_by_15_percent():
+    from minilm.baselines import ngram_bpb
+    from minilm.corpus import train_corpus
+
+    record = minilm.load(FAMILY[-1]).meta["training"]
+    data, now = heldout_slice(record["heldout"]["n_bytes"])
+    if now["slice_sha256"] != record["heldout"]["slice_sha256"]:
+        pytest.skip("this Python's held-out text differs from the one the family was scored on")
+    four_gram = ngram_bpb(train_corpus().text, data, order=4)
+    assert record["final_heldout_bpb"] <= 0.85 * four_gram, (record["final_heldout_bpb"],
+                                                             four_gram)
+
 def test_generate_uses_the_largest_shipped_model_by_default():
     from minilm.cli import default_model
 
