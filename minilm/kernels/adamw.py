@@ -3,35 +3,31 @@
 Taught in chapter 6 (training). The NumPy update reads and writes every parameter, gradient and
 moment array several times (m *= b1, m += (1 - b1) g, v ..., sqrt, divide, ...) and allocates a
 temporary for each step; the kernel reads p, g, m, v once and writes p, m, v once, every element
-computed with the reference's float32 operations in the same order (so the same bits). For minilm-xl (3.3 M parameters) that is
-~35 ms of NumPy against ~3 ms here, per training step.
+computed with the reference's float32 operations in the same order (so the same bits). One
+thread: the update is memory-bound and a parallel launch per parameter would cost more than it
+saves. minilm-m (661 k parameters): 3 ms of NumPy, under 1 ms here, per training step.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
-
-from .threads import in_cpu_region
-
-CHUNK = 4096  # elements per parallel work item
+from numba import njit
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, error_model="numpy")
 def _adamw_flat(p, g, m, v, beta1, rest1, beta2, rest2, step_size, correction2, eps, keep):
-    """One AdamW step over flat float32 arrays; the scalars are float32 (see `adamw_update`)."""
-    n = p.shape[0]
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min((c + 1) * CHUNK, n)):
-            gi = g[i]
-            mi = m[i] * beta1 + rest1 * gi
-            vi = v[i] * beta2 + rest2 * gi * gi
-            m[i] = mi
-            v[i] = vi
-            p[i] = p[i] * keep - step_size * mi / (np.sqrt(vi / correction2) + eps)
+    """One AdamW step over flat float32 arrays; the scalars are float32 (see `adamw_update`).
+    error_model="numpy": a float division by zero gives inf as in NumPy, so Numba adds no
+    check to the loop, and LLVM can vectorise it (with the check it stays scalar, 7x slower)."""
+    for i in range(p.shape[0]):
+        gi = g[i]
+        mi = m[i] * beta1 + rest1 * gi
+        vi = v[i] * beta2 + rest2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] * keep - step_size * mi / (np.sqrt(vi / correction2) + eps)
 
 
-@in_cpu_region
 def adamw_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, beta1: float,
                  beta2: float, step_size: float, correction2: float, eps: float,
                  decay: float) -> None:
