@@ -60,7 +60,8 @@ def surprisal(model, text, backend: str = "cpu", batch_size: int = 8,
     for i in range(0, len(starts), batch_size):
         batch = np.stack([tokens[s:s + seq_len + 1] for s in starts[i:i + batch_size]])  # (b, W)
         window_bits = _window_bits(model, batch, backend)  # (b, W - 1)
-        bits += [row[new:] for row, new in zip(window_bits, first_new[i:i + batch_size])]
+        bits += [row[new:] for row, new in zip(window_bits, first_new[i:i + batch_size],
+                                               strict=True)]
     return np.concatenate(bits)
 
 
