@@ -6,6 +6,7 @@ from conftest import assert_close
 
 import minilm
 from minilm import ByteTokenizer, MiniLM, ModelConfig
+from minilm.evaluate import log_softmax
 from minilm.generate import sample_token
 from minilm.run_record import heldout_slice
 
@@ -162,9 +163,7 @@ def test_surprisal_windows_match_one_long_context():
 def _bits_from_context(model, tokens, target, context):
     """-log2 p(tokens[target] | the `context` bytes before it), computed on its own."""
     window = tokens[max(0, target - context):target]
-    log_probs = model.forward(window).astype(np.float64)[-1]
-    log_probs -= np.log(np.exp(log_probs).sum())
-    return -log_probs[tokens[target]] / np.log(2)
+    return -log_softmax(model.forward(window)[-1])[tokens[target]] / np.log(2)
 
 
 @pytest.mark.parametrize("stride", [1, 3, 4, 8])

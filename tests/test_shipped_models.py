@@ -69,6 +69,7 @@ def test_the_largest_model_beats_the_4gram_by_15_percent():
     assert record["final_heldout_bpb"] <= 0.85 * four_gram, (record["final_heldout_bpb"],
                                                              four_gram)
 
+
 def test_generate_uses_the_largest_shipped_model_by_default():
     from minilm.cli import default_model
 

@@ -97,8 +97,8 @@ def test_fused_adamw_refuses_bad_arrays_and_backends():
 
     p = np.zeros((4, 4), np.float32)
     settings = dict(beta1=0.9, beta2=0.95, step_size=1e-3, correction2=0.05, eps=1e-8, decay=0)
-    for bad, words in [(p.astype(np.float64), "float64"), (np.zeros((4, 8), np.float32)[:, ::2],
-                                                           "strided"),
+    strided = np.zeros((4, 8), np.float32)[:, ::2]
+    for bad, words in [(p.astype(np.float64), "float64"), (strided, "strided"),
                        (np.zeros((2, 8), np.float32), r"shape \(2, 8\)")]:
         with pytest.raises(ValueError, match=f"g .*{words}|g has {words}"):
             adamw_update(p, bad, np.zeros_like(p), np.zeros_like(p), **settings)
