@@ -8,7 +8,7 @@ returns the gradients with respect to the layer's inputs and parameters:
     linear_backward(x, w, d_y)                        -> d_x, d_w, d_b
     layernorm_backward(x, gamma, d_y, eps)            -> d_x, d_gamma, d_beta
     gelu_backward(x, d_y)                             -> d_x
-    attention_backward(q, k, v, d_out, causal)        -> d_q, d_k, d_v
+    attention_backward(q, k, v, d_out, causal, out)   -> d_q, d_k, d_v
     cross_entropy(logits, targets)                    -> mean loss (nats), d_logits
 
 They accept float32 and float64 (the float64 path is what the finite-difference gradient checks
@@ -62,6 +62,24 @@ def check_grad(name: str, d: np.ndarray, like: np.ndarray) -> np.ndarray:
     d = float_array(name, d, dtypes=(like.dtype.type,))
     shape_is(name, d, like.shape, "the shape of the layer's output")
     return d
+
+
+def check_attention_out(out, q, k) -> tuple:
+    """Where an attention backward writes d_q, d_k, d_v: new arrays if `out` is None, else the
+    three given arrays, shaped like q, k, k with their dtype; any strides (views of one larger
+    buffer are the point: the training backward passes views of its d_qkv buffer)."""
+    if out is None:
+        return np.empty_like(q), np.empty_like(k), np.empty_like(k)
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise TypeError(f"out must be a tuple of three arrays (d_q, d_k, d_v), got {out!r:.60}")
+    for name, array, like in zip(("d_q", "d_k", "d_v"), out, (q, k, k), strict=True):
+        if not (isinstance(array, np.ndarray) and array.dtype == like.dtype
+                and array.shape == like.shape and array.flags.writeable):
+            got = (f"{array.dtype} {array.shape}{'' if array.flags.writeable else ' read-only'}"
+                   if isinstance(array, np.ndarray) else type(array).__name__)
+            raise ValueError(f"out {name} must be a writable {like.dtype} array of shape "
+                             f"{like.shape}, got {got}")
+    return tuple(out)
 
 
 def check_linear(x, w, d_y, dtypes=FLOAT_DTYPES):
@@ -139,21 +157,26 @@ def gelu_backward(x, d_y):
     return d_y * slope
 
 
-def attention_backward(q, k, v, d_out, causal=True):
+def attention_backward(q, k, v, d_out, causal=True, out=None):
     """out = p @ v with p = softmax(s), s = q k^T / sqrt(D) (+ causal mask). The reference keeps
     the whole (..., Tq, Tk) matrix p; the Numba kernel recomputes it row by row instead.
 
         d_v = p^T d_out,   d_p = d_out v^T,   d_s = p * (d_p - rowsum(d_p * p)),
         d_q = d_s k / sqrt(D),   d_k = d_s^T q / sqrt(D)      (masked entries have p = 0)
+
+    out: optional arrays (d_q, d_k, d_v) to write the gradients into (then returned).
     """
     q, k, v = check_attention(q, k, v, causal, FLOAT_DTYPES)
     d_out = check_grad("d_out", d_out, q)
+    d_q, d_k, d_v = check_attention_out(out, q, k)
     p = attention_probs(q, k, causal)  # (..., Tq, Tk)
-    d_v = np.swapaxes(p, -1, -2) @ d_out  # (..., Tk, D)
+    d_v[...] = np.swapaxes(p, -1, -2) @ d_out  # (..., Tk, D)
     d_p = d_out @ np.swapaxes(v, -1, -2)  # (..., Tq, Tk)
     d_s = p * (d_p - (d_p * p).sum(axis=-1, keepdims=True))
     scale = q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
-    return d_s @ k * scale, np.swapaxes(d_s, -1, -2) @ q * scale, d_v
+    d_q[...] = d_s @ k * scale
+    d_k[...] = np.swapaxes(d_s, -1, -2) @ q * scale
+    return d_q, d_k, d_v
 
 
 def cross_entropy(logits, targets):

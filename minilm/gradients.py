@@ -96,10 +96,11 @@ def _backward(p: dict, config: ModelConfig, tokens, tape, d_logits, grad_ops) ->
         d_merged, grads[pre + "attn.w_out"], grads[pre + "attn.b_out"] = \
             grad_ops.linear_backward(saved["merged"], p[pre + "attn.w_out"], d_x)
         d_heads = d_merged.reshape(b, t, h, d).transpose(0, 2, 1, 3)  # (B, H, T, D)
-        d_q, d_k, d_v = grad_ops.attention_backward(saved["q"], saved["k"], saved["v"], d_heads)
-        d_qkv = np.stack([d_q, d_k, d_v]).transpose(1, 3, 0, 2, 4).reshape(b, t, 3 * c)
+        d_qkv = np.empty((b, t, 3, h, d), d_x.dtype)  # the layout of the qkv product's output
+        grad_ops.attention_backward(saved["q"], saved["k"], saved["v"], d_heads, out=tuple(
+            d_qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3)))  # (B, H, T, D) views
         d_h1, grads[pre + "attn.w_qkv"], grads[pre + "attn.b_qkv"] = grad_ops.linear_backward(
-            saved["h1"], p[pre + "attn.w_qkv"], d_qkv)
+            saved["h1"], p[pre + "attn.w_qkv"], d_qkv.reshape(b, t, 3 * c))
         d_in, grads[pre + "ln1.gamma"], grads[pre + "ln1.beta"] = grad_ops.layernorm_backward(
             saved["x"], p[pre + "ln1.gamma"], d_h1, eps)
         d_x = d_x + d_in

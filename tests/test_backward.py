@@ -200,6 +200,39 @@ def test_cross_entropy_cpu(cpu, rng, shape):
     assert_close(grad, grad_ref, atol=1e-7, rtol=1e-4)
 
 
+@pytest.mark.parametrize("module", ["reference", "cpu"])
+@pytest.mark.parametrize("lead", [(3,), (2, 3)])
+def test_attention_backward_writes_into_views_of_one_buffer(cpu, rng, module, lead):
+    """The training backward passes `out=` views of its (B, T, 3, H, D) d_qkv buffer."""
+    ops = cpu if module == "cpu" else backward
+    t, d = 11, 8
+    q, k, v, d_out = (f32(rng, *lead, t, d) for _ in range(4))
+    buffer = np.full((*lead[:-1], t, 3, lead[-1], d), np.nan, np.float32)  # (.., T, 3, H, D)
+    views = tuple(np.swapaxes(buffer[..., i, :, :], -2, -3) for i in range(3))  # (.., H, T, D)
+    returned = ops.attention_backward(q, k, v, d_out, out=views)
+    assert all(r is view for r, view in zip(returned, views, strict=True))
+    for view, expected in zip(views, ops.attention_backward(q, k, v, d_out), strict=True):
+        np.testing.assert_array_equal(view, expected)
+
+
+@pytest.mark.parametrize("module", ["reference", "cpu"])
+def test_attention_backward_out_errors(cpu, rng, module):
+    ops = cpu if module == "cpu" else backward
+    q = f32(rng, 2, 5, 4)
+    good = [np.empty_like(q) for _ in range(3)]
+    read_only = np.empty_like(q)
+    read_only.flags.writeable = False
+    with pytest.raises(TypeError, match="out must be a tuple of three arrays"):
+        ops.attention_backward(q, q, q, q, out=good[:2])
+    with pytest.raises(ValueError, match=r"out d_k must be a writable float32 array of shape "
+                                         r"\(2, 5, 4\), got float32 \(2, 4, 5\)"):
+        ops.attention_backward(q, q, q, q, out=(good[0], f32(rng, 2, 4, 5), good[2]))
+    with pytest.raises(ValueError, match="out d_v .* got float64"):
+        ops.attention_backward(q, q, q, q, out=(*good[:2], np.empty(q.shape)))
+    with pytest.raises(ValueError, match="out d_q .* read-only"):
+        ops.attention_backward(q, q, q, q, out=(read_only, *good[1:]))
+
+
 def test_linear_and_embedding_backward_cpu(cpu, rng):
     x, w, d_y = f32(rng, 2, 9, 5), f32(rng, 5, 3), f32(rng, 2, 9, 3)
     for out, ref in zip(cpu.linear_backward(x, w, d_y), backward.linear_backward(x, w, d_y),

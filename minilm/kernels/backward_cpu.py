@@ -29,6 +29,7 @@ from numba import njit, prange
 
 from ..backward import (
     check_attention,
+    check_attention_out,
     check_cross_entropy,
     check_grad,
     check_layernorm,
@@ -51,16 +52,28 @@ F32 = (np.float32,)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _attention_backward(q, k_t, v_t, d_out, causal, d_q, d_k_t, d_v_t):
+def _attention_backward(q, k, v, d_out, causal, d_q, d_k, d_v):
     """Four query rows at a time (ROWS): every k_t, v_t, d_k_t, d_v_t element loaded in the
     inner loops serves four rows, which quarters the memory traffic of one row at a time.
-    k_t, v_t (G, D, Tk rounded up to TILE): the columns past Tk are zeros for the last tile."""
+    q, d_out (G, Tq, D); k, v (G, Tk, D). d_q (B, H, Tq, D), d_k, d_v (B, H, Tk, D), any
+    strides: group g is (g // H, g % H). Each group holds k, v and sums d_k, d_v transposed
+    (D, Tk), k and v zero-padded to whole tiles; d_k, d_v are written out once at the end."""
     groups, tq, d = q.shape
-    tk, tk_tiles = d_k_t.shape[2], k_t.shape[2]
+    heads, tk = d_k.shape[1], d_k.shape[2]
+    tk_tiles = -(-tk // TILE) * TILE
     offset = tk - tq
     scale = np.float32(1.0 / math.sqrt(d))
     zero = np.float32(0.0)
     for g in prange(groups):
+        b, h = g // heads, g % heads
+        k_t = np.zeros((d, tk_tiles), np.float32)
+        v_t = np.zeros((d, tk_tiles), np.float32)
+        for j in range(tk):
+            for c in range(d):
+                k_t[c, j] = k[g, j, c]
+                v_t[c, j] = v[g, j, c]
+        d_k_t = np.zeros((d, tk), np.float32)
+        d_v_t = np.zeros((d, tk), np.float32)
         p = np.empty((ROWS, tk_tiles), np.float32)  # scores, then weights
         d_p = np.empty((ROWS, tk_tiles), np.float32)  # d_out . v, then d_s (with 1/sqrt(D))
         bits = np.empty(tk, np.int32)
@@ -80,8 +93,8 @@ def _attention_backward(q, k_t, v_t, d_out, causal, d_q, d_k_t, d_v_t):
                     block_q[r, c] = q[g, i0 + r, c] * scale
                     block_d[r, c] = d_out[g, i0 + r, c]
             for j in range(0, n_keys, TILE):  # scores and d_p (a missing row gives 0)
-                score_tile(block_q.ctypes.data, block_d.ctypes.data, k_t[g, 0, j:].ctypes.data,
-                           v_t[g, 0, j:].ctypes.data, d, 4 * tk_tiles, p[0, j:].ctypes.data,
+                score_tile(block_q.ctypes.data, block_d.ctypes.data, k_t[0, j:].ctypes.data,
+                           v_t[0, j:].ctypes.data, d, 4 * tk_tiles, p[0, j:].ctypes.data,
                            d_p[0, j:].ctypes.data, 4 * tk_tiles)
             for r in range(rows):  # softmax of each row over the keys it may see
                 row_keys = i0 + r + offset + 1 if causal else tk
@@ -102,40 +115,34 @@ def _attention_backward(q, k_t, v_t, d_out, causal, d_q, d_k_t, d_v_t):
                 e0, e1, e2, e3 = row_d[0], row_d[1], row_d[2], row_d[3]
                 a0 = a1 = a2 = a3 = zero
                 for j in range(n_keys):
-                    kj = k_t[g, c, j]
+                    kj = k_t[c, j]
                     s0, s1, s2, s3 = d_p[0, j], d_p[1, j], d_p[2, j], d_p[3, j]
                     a0 += s0 * kj
                     a1 += s1 * kj
                     a2 += s2 * kj
                     a3 += s3 * kj
-                    d_k_t[g, c, j] += s0 * q0 + s1 * q1 + s2 * q2 + s3 * q3
-                    d_v_t[g, c, j] += p[0, j] * e0 + p[1, j] * e1 + p[2, j] * e2 + p[3, j] * e3
+                    d_k_t[c, j] += s0 * q0 + s1 * q1 + s2 * q2 + s3 * q3
+                    d_v_t[c, j] += p[0, j] * e0 + p[1, j] * e1 + p[2, j] * e2 + p[3, j] * e3
                 for r, acc in enumerate((a0, a1, a2, a3)):
                     if r < rows:
-                        d_q[g, i0 + r, c] = acc
-
-
-def _transposed_tiles(x):
-    """x (G, T, D) -> (G, D, T rounded up to TILE), zero past T: whole tiles for score_tile."""
-    groups, t, d = x.shape
-    out = np.zeros((groups, d, -(-t // TILE) * TILE), np.float32)
-    out[:, :, :t] = x.transpose(0, 2, 1)
-    return out
+                        d_q[b, h, i0 + r, c] = acc
+        for j in range(tk):
+            for c in range(d):
+                d_k[b, h, j, c] = d_k_t[c, j]
+                d_v[b, h, j, c] = d_v_t[c, j]
 
 
 @in_cpu_region
-def attention_backward(q, k, v, d_out, causal=True):
+def attention_backward(q, k, v, d_out, causal=True, out=None):
     """Numba version of `minilm.backward.attention_backward` (recomputes the weights)."""
     q, k, v = check_attention(q, k, v, causal, F32)
     d_out = check_grad("d_out", d_out, q)
+    d_q, d_k, d_v = check_attention_out(out, q, k)
     q3, d_out3 = q.reshape(-1, *q.shape[-2:]), d_out.reshape(-1, *q.shape[-2:])  # (G, Tq, D)
-    k_t, v_t = (_transposed_tiles(a.reshape(-1, *k.shape[-2:])) for a in (k, v))  # (G, D, Tk')
-    d_q = np.empty_like(q3)
-    d_k_t = np.zeros((len(k_t), k.shape[-1], k.shape[-2]), np.float32)  # (G, D, Tk)
-    d_v_t = np.zeros_like(d_k_t)
-    _attention_backward(q3, k_t, v_t, d_out3, bool(causal), d_q, d_k_t, d_v_t)
-    return (d_q.reshape(q.shape), d_k_t.transpose(0, 2, 1).reshape(k.shape),
-            d_v_t.transpose(0, 2, 1).reshape(k.shape))
+    k3, v3 = k.reshape(-1, *k.shape[-2:]), v.reshape(-1, *k.shape[-2:])  # (G, Tk, D)
+    _attention_backward(q3, k3, v3, d_out3, bool(causal),
+                        *(a if a.ndim == 4 else a[np.newaxis] for a in (d_q, d_k, d_v)))
+    return d_q, d_k, d_v
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
