@@ -15,7 +15,8 @@ Taught in chapter 6 (training), after the NumPy references it is tested against:
     fixed chunks of rows (partial sums per chunk, then added in order): deterministic whatever
     the number of threads.
   * gelu_backward and cross_entropy use the vectorised `fastexp` exponential.
-  * linear_backward keeps the matrix products in BLAS, split over the cores (`threads.matmul`).
+  * linear_backward keeps the matrix products in BLAS and runs the two of them at the same time,
+    each on half of the threads (`threads.matmul_pair`).
   * embedding_backward adds rows in one thread, in token order (a parallel scatter would race
     on tokens that repeat), which is fast enough: one pass over (B*T, C).
 """
@@ -41,7 +42,7 @@ from .fastexp import FASTMATH, exp_block
 from .gelu import SQRT_2_OVER_PI
 from .score_tiles import ROWS, TILE, score_tile
 from .softmax import softmax_row
-from .threads import in_cpu_region, matmul
+from .threads import in_cpu_region, matmul_pair
 
 __all__ = ["attention_backward", "cross_entropy", "embedding_backward", "gelu_backward",
            "layernorm_backward", "linear_backward"]
@@ -250,10 +251,12 @@ def cross_entropy(logits, targets):
 
 @in_cpu_region
 def linear_backward(x, w, d_y):
-    """`minilm.backward.linear_backward` with the products split over the cores (float32)."""
+    """`minilm.backward.linear_backward` with the two products at the same time
+    (`threads.matmul_pair`), float32."""
     x, w, d_y = check_linear(x, w, d_y, F32)
     rows, d_rows = x.reshape(-1, x.shape[-1]), d_y.reshape(-1, d_y.shape[-1])  # (M, K), (M, N)
-    return matmul(d_y, w.T), matmul(rows.T, d_rows), d_rows.sum(axis=0)
+    d_x, d_w = matmul_pair(d_rows, w.T, rows.T, d_rows)  # (M, K), (K, N)
+    return d_x.reshape(x.shape), d_w, d_rows.sum(axis=0)  # (..., K), (K, N), (N,)
 
 
 @njit(cache=True)

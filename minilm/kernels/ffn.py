@@ -46,6 +46,4 @@ def ffn_cpu(x, w1, b1, w2, b2):
     hidden = matmul(rows, w1)  # (N, F)
     activated = np.empty_like(hidden)
     bias_gelu_rows(hidden, b1, activated)
-    out = matmul(activated, w2)  # (N, C)
-    out += b2
-    return out.reshape(x.shape)
+    return matmul(activated, w2, bias=b2).reshape(x.shape)  # (N, C) -> (..., C)
