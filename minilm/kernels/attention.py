@@ -12,9 +12,11 @@ The CPU versions are numbered for the chapter and the benchmarks (`ATTENTION_VER
   v2  a block of query rows against a block of keys at a time with an *online* softmax
       (running max and sum, as FlashAttention): scratch is O(block) per thread, never O(T^2),
       and the exponentials are vectorised (`fastexp`);
-  v3  both products as register-blocked 2x4 tiles of dot products over contiguous memory (v is
-      transposed once), so every loaded vector feeds several FMAs; causal work is balanced over
-      the threads by pairing a cheap query block with an expensive one.
+  v3  both products in register tiles, so that every loaded vector feeds several FMAs: the
+      scores q k^T as 8 queries x 8 keys held in vector registers over all of D (k transposed
+      once; `score_tiles.score_tile`, which chapter 6 explains), p @ v as 2x4 tiles of dot
+      products over the keys (v transposed once); causal work is balanced over the threads by
+      pairing a cheap query block with an expensive one.
 `attention_cpu` runs v3, or v1 for a few query rows (decoding one token at a time).
 """
 
@@ -27,6 +29,7 @@ from numba import njit, prange
 
 from .checks import FLOAT_DTYPES, float_array, same_dtype
 from .fastexp import FASTMATH, exp_block
+from .score_tiles import ROWS, TILE, score_tile
 from .softmax import softmax_reference
 
 
@@ -162,7 +165,8 @@ BLOCK_K3 = 256  # keys per block (v3): the scores s of a block take 32 x 256 x 4
 
 @njit(fastmath=FASTMATH)
 def _dot_2x4(a0, a1, b0, b1, b2, b3, n):
-    """The 8 dot products of rows a0, a1 with rows b0..b3 over their first n entries.
+    """The 8 dot products of rows a0, a1 with rows b0..b3 over their first n entries (v3's
+    p @ v: rows of probabilities with rows of v^T, n = keys of the block).
 
     LLVM vectorises the loop over c, 8 floats at a time: the 8 sums live in 8 vector registers,
     each step loads 6 vectors and does 8 fused multiply-adds, and each sum is added up across
@@ -182,12 +186,12 @@ def _dot_2x4(a0, a1, b0, b1, b2, b3, n):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _attend_block(q_g, k_g, vt_g, qb, causal, out_g):
-    """Query block qb of one group: q_g (Tq, D), k_g (Tk, D), vt_g (Tk/BK, Dp, BK)."""
+def _attend_block(q_g, kt_g, vt_g, tk, qb, causal, out_g):
+    """Query block qb of one group: q_g (Tq, D), kt_g (D, Tk rounded up to TILE), vt_g
+    (Tk/BK, Dp, BK); tk: the number of keys."""
     tq, d = q_g.shape
     i0 = qb * BLOCK_Q3
     nq = min(BLOCK_Q3, tq - i0)
-    tk = k_g.shape[0]
     dp = vt_g.shape[1]  # D rounded up to a multiple of 4
     offset = tk - tq  # causal: query i sees keys j <= i + offset
     nq2 = nq + nq % 2  # rows in pairs: an odd block gets one zero row, never written out
@@ -206,18 +210,14 @@ def _attend_block(q_g, k_g, vt_g, qb, causal, out_g):
     for j0 in range(0, key_end, BLOCK_K3):
         nk = min(BLOCK_K3, key_end - j0)
         nk8 = min(BLOCK_K3, (nk + 7) // 8 * 8)  # p @ v sums whole vectors of 8 keys
-        # s = q_s k^T in tiles of 2 queries x 4 keys; a tile may run past nk (repeating the
-        # last key past Tk): those scores are masked below
-        for b in range(0, nk, 4):
-            k0 = k_g[j0 + b]
-            k1 = k_g[min(j0 + b + 1, tk - 1)]
-            k2 = k_g[min(j0 + b + 2, tk - 1)]
-            k3 = k_g[min(j0 + b + 3, tk - 1)]
-            for a in range(0, nq2, 2):
-                t = _dot_2x4(q_s[a], q_s[a + 1], k0, k1, k2, k3, d)
-                s_0, s_1 = s[a], s[a + 1]
-                s_0[b], s_0[b + 1], s_0[b + 2], s_0[b + 3] = t[0], t[1], t[2], t[3]
-                s_1[b], s_1[b + 1], s_1[b + 2], s_1[b + 3] = t[4], t[5], t[6], t[7]
+        # s = q_s k^T in register tiles of 8 queries x 8 keys (two 4-row halves per call);
+        # keys past Tk are zero columns of kt_g, their scores are masked below
+        for b in range(0, nk, TILE):
+            keys = kt_g[0, j0 + b:].ctypes.data
+            for a in range(0, nq, 2 * ROWS):
+                score_tile(q_s[a].ctypes.data, q_s[a + ROWS].ctypes.data, keys, keys, d,
+                           4 * kt_g.shape[1], s[a, b:].ctypes.data, s[a + ROWS, b:].ctypes.data,
+                           4 * BLOCK_K3)
         # online softmax, row by row: keys past the row's causal limit get probability 0
         for a in range(nq2):
             s_a = s[a]
@@ -254,7 +254,7 @@ def _attend_block(q_g, k_g, vt_g, qb, causal, out_g):
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _attention_v3(q, k, vt, causal, out):
+def _attention_v3(q, kt, vt, tk, causal, out):
     groups, tq, _ = q.shape
     q_blocks = (tq + BLOCK_Q3 - 1) // BLOCK_Q3
     pairs = (q_blocks + 1) // 2
@@ -262,9 +262,21 @@ def _attention_v3(q, k, vt, causal, out):
     # and prange's equal split of the jobs gives each thread the same amount of work
     for job in prange(groups * pairs):
         g, p = job // pairs, job % pairs
-        _attend_block(q[g], k[g], vt[g], p, causal, out[g])
+        _attend_block(q[g], kt[g], vt[g], tk, p, causal, out[g])
         if q_blocks - 1 - p != p:  # the middle block of an odd count has no partner
-            _attend_block(q[g], k[g], vt[g], q_blocks - 1 - p, causal, out[g])
+            _attend_block(q[g], kt[g], vt[g], tk, q_blocks - 1 - p, causal, out[g])
+
+
+@njit(parallel=True, cache=True)
+def _k_tiles_transposed(k):
+    """(G, Tk, D) -> (G, D, Tk rounded up to TILE): kt[g, c, j] = k[g, j, c], zero-padded."""
+    groups, tk, d = k.shape
+    kt = np.zeros((groups, d, (tk + TILE - 1) // TILE * TILE), np.float32)
+    for g in prange(groups):
+        for c in range(d):  # write each row of kt contiguously
+            for j in range(tk):
+                kt[g, c, j] = k[g, j, c]
+    return kt
 
 
 @njit(parallel=True, cache=True)
@@ -287,8 +299,9 @@ def _transpose_k(k, v):
     return np.ascontiguousarray(np.swapaxes(k, 1, 2)), v  # k (G, D, Tk)
 
 
-def _transpose_v(k, v):
-    return k, _v_blocks_transposed(v)  # v (G, Tk/BK, Dp, BK)
+def _v3_layout(k, v):
+    """k (G, D, Tk rounded up to TILE), v (G, Tk/BK, Dp, BK), and the number of keys."""
+    return _k_tiles_transposed(k), _v_blocks_transposed(v), k.shape[1]
 
 
 def _run(kernel, q, k, v, causal, layout=None):
@@ -297,10 +310,9 @@ def _run(kernel, q, k, v, causal, layout=None):
     q3 = q.reshape(-1, *q.shape[-2:])  # (G, Tq, D), G = H or B*H
     k3 = k.reshape(-1, *k.shape[-2:])  # (G, Tk, D)
     v3 = v.reshape(-1, *v.shape[-2:])  # (G, Tk, D)
-    if layout is not None:
-        k3, v3 = layout(k3, v3)
+    keys_and_values = (k3, v3) if layout is None else layout(k3, v3)
     out = np.empty_like(q3)
-    kernel(q3, k3, v3, bool(causal), out)
+    kernel(q3, *keys_and_values, bool(causal), out)
     return out.reshape(*lead, *q.shape[-2:])
 
 
@@ -316,7 +328,7 @@ def attention_cpu_v2(q, k, v, causal=True):
 
 def attention_cpu_v3(q, k, v, causal=True):
     """v3: v2 with both products as register-blocked 2x4 dot-product tiles, balanced threads."""
-    return _run(_attention_v3, q, k, v, causal, layout=_transpose_v)
+    return _run(_attention_v3, q, k, v, causal, layout=_v3_layout)
 
 
 ATTENTION_VERSIONS = {"v1": attention_cpu_v1, "v2": attention_cpu_v2, "v3": attention_cpu_v3}

@@ -1,4 +1,4 @@
-"""Register tiles for the attention backward's scores (chapter 6, after the NumPy reference).
+"""Register tiles for attention scores: the backward's (chapter 6) and the forward v3's.
 
 `backward_cpu._attention_backward` needs, for a block of 4 query rows, the scores q_i . k_j and
 the products d_out_i . v_j for every key j. Written as loops, each of the D terms is added into
@@ -6,7 +6,8 @@ rows in memory, so every multiply-add also loads and stores its partial sum: the
 by stores. `score_tile` instead keeps the 4 x 8 partial sums of both products (8 vectors of 8
 floats) in registers over all D terms and stores them once: per term it loads one vector of k
 and one of v and broadcasts the 8 row values. It is vector LLVM IR (the `minilm.kbit.llvm_ir`
-helpers), generic, so it compiles for any CPU LLVM targets.
+helpers), generic, so it compiles for any CPU LLVM targets. The forward attention v3 uses the
+same tile for its scores alone: 8 query rows (q and e = the next 4 rows) against k twice.
 """
 
 from __future__ import annotations
