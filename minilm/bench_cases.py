@@ -129,7 +129,7 @@ def training(quick: bool, backend: str):
 
     yield from compare(f"train step {name} B={inputs.shape[0]} T={inputs.shape[1]}",
                        {backend: step(backend)}, step("reference"), inputs.size, "tok/s",
-                       repeats=3 if quick else 5, atol=2e-5, rtol=1e-2)
+                       repeats=3 if quick else 7, atol=2e-5, rtol=1e-2)
 
 
 CASES = {"attention": attention, "ffn": ffn, "forward": forward, "generate": generation,
