@@ -93,18 +93,14 @@ def generation(quick: bool, backend: str):
                        atol=0, rtol=0, baseline_name=f"{backend} no cache")
 
 
-def training(quick: bool, backend: str):
-    """One training step (forward, backward, AdamW update) of a family recipe, B=16 windows:
-    minilm-m (T=256), or minilm-s (T=128) with --quick. Rate: training tokens per second.
-
-    Both paths run with the training loop's process settings (`threads.tune_for_training`);
-    their thread part only takes effect when this is the first case of the process, so
-    `minilm bench train` on its own measures what `minilm train` gets."""
+def _training_batch(quick: bool, backend: str):
+    """The recipe, parameters and batch of the training cases, in the training loop's process
+    settings (`threads.tune_for_training`): its thread part only takes effect when this is the
+    first case of the process, so `minilm bench train` on its own measures what `minilm train`
+    gets."""
     from .backward import TRAIN_BACKENDS
     from .family import recipe
-    from .gradients import loss_and_grads
     from .kernels.threads import tune_for_training
-    from .optim import AdamW
     from .params import init_params
 
     if backend not in TRAIN_BACKENDS:
@@ -115,7 +111,17 @@ def training(quick: bool, backend: str):
     rng = np.random.default_rng(3)
     windows = rng.integers(0, 256, size=(settings.batch_size, settings.window(config) + 1))
     inputs, targets = windows[:, :-1], windows[:, 1:]  # (B, T) each
-    params = init_params(config, seed=0)
+    return f"{name} B={inputs.shape[0]} T={inputs.shape[1]}", config, settings, inputs, targets, \
+        init_params(config, seed=0)
+
+
+def training(quick: bool, backend: str):
+    """One training step (forward, backward, AdamW update) of a family recipe, B=16 windows:
+    minilm-m (T=256), or minilm-s (T=128) with --quick. Rate: training tokens per second."""
+    from .gradients import loss_and_grads
+    from .optim import AdamW
+
+    name, config, settings, inputs, targets, params = _training_batch(quick, backend)
 
     def step(on: str):
         updated = {n: p.copy() for n, p in params.items()}  # the update must not change params
@@ -127,10 +133,36 @@ def training(quick: bool, backend: str):
             return np.concatenate([[loss], *(g.ravel() for g in grads.values())])
         return run
 
-    yield from compare(f"train step {name} B={inputs.shape[0]} T={inputs.shape[1]}",
-                       {backend: step(backend)}, step("reference"), inputs.size, "tok/s",
-                       repeats=3 if quick else 7, atol=2e-5, rtol=1e-2)
+    yield from compare(f"train step {name}", {backend: step(backend)}, step("reference"),
+                       inputs.size, "tok/s", repeats=3 if quick else 7, atol=2e-5, rtol=1e-2)
+
+
+STEP_PARTS = (("matrix products, forward", "linear"), ("matrix products, backward",
+              "linear_backward"), ("attention", "attention"),
+              ("attention backward", "attention_backward"), ("layernorm", "layernorm"),
+              ("layernorm backward", "layernorm_backward"), ("gelu", "gelu"),
+              ("gelu backward", "gelu_backward"), ("cross-entropy", "cross_entropy"),
+              ("embedding backward", "embedding_backward"),
+              ("NumPy between the kernels", "other"), ("whole step (no update)", "total"))
+
+
+def training_parts(quick: bool, backend: str):
+    """Where the `train` case's step (without the AdamW update) spends its time, kernel by
+    kernel (`gradients.step_profile`), in the NumPy reference and in `backend`. Rate: the
+    part's share of its own path's step. Not checked here: the `train` case checks the step."""
+    from .bench import Result
+    from .gradients import step_profile
+
+    name, config, _, inputs, targets, params = _training_batch(quick, backend)
+    ms = {on: step_profile(params, config, inputs, targets, on, steps=3 if quick else 5)
+          for on in ("reference", backend)}
+    for label, key in STEP_PARTS:
+        base = ms["reference"][key] / 1e3
+        for on, variant in (("reference", "numpy reference"), (backend, backend)):
+            seconds = ms[on][key] / 1e3
+            yield Result(f"{name}: {label}", variant, seconds,
+                         100 * ms[on][key] / ms[on]["total"], "% of step", base)
 
 
 CASES = {"attention": attention, "ffn": ffn, "forward": forward, "generate": generation,
-         "train": training}
+         "train": training, "train-parts": training_parts}

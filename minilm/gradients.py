@@ -4,10 +4,15 @@ Taught in chapter 6 (training). `loss_and_grads` runs the training forward, whic
 forward (same kernels, through `backend.ops`) but keeps the activations the backward needs, and
 then the backward: the layers of `minilm.backward` in reverse order. A residual connection
 `x + f(x)` passes its gradient to both branches, so the backward adds the two; the tied LM head
-and the token embedding add their gradients into one `tok_emb` gradient.
+and the token embedding add their gradients into one `tok_emb` gradient. `step_profile` times
+each kernel of that forward and backward: where a training step's time goes.
 """
 
 from __future__ import annotations
+
+import time
+from collections import defaultdict
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -108,3 +113,46 @@ def _backward(p: dict, config: ModelConfig, tokens, tape, d_logits, grad_ops) ->
     grads["pos_emb"] = np.zeros_like(p["pos_emb"])
     grads["pos_emb"][:t] = d_x.sum(axis=0)  # (T, C): every row of the batch used positions 0..T-1
     return {name: grads[name] for name in p}  # the order of `params`
+
+
+FORWARD_KERNELS = ("layernorm", "linear", "attention", "gelu")
+BACKWARD_KERNELS = ("cross_entropy", "linear_backward", "layernorm_backward", "gelu_backward",
+                    "attention_backward", "embedding_backward")
+
+
+def step_profile(params: dict, config: ModelConfig, inputs, targets, backend: str = "cpu",
+                 steps: int = 3) -> dict[str, float]:
+    """Milliseconds per `loss_and_grads` step spent in each kernel (median over `steps` steps,
+    after one warm-up step), plus "other" (the NumPy work between kernels: embedding lookup,
+    reshapes, residual adds) and "total". `linear` and `linear_backward` are the matrix
+    products; "backward" names are the backward kernels."""
+    grad_ops = backward_ops(backend)
+    inputs, targets = check_batch(config, inputs, targets)
+    seconds = defaultdict(float)
+
+    def timed(module, names):
+        def wrap(name):
+            def call(*args, **kwargs):
+                start = time.perf_counter()
+                result = getattr(module, name)(*args, **kwargs)
+                seconds[name] += time.perf_counter() - start
+                return result
+            return call
+        return SimpleNamespace(**{name: wrap(name) for name in names})
+
+    kernels, grads = timed(ops(backend), FORWARD_KERNELS), timed(grad_ops, BACKWARD_KERNELS)
+    per_step = defaultdict(list)
+    with region(backend):
+        for step in range(steps + 1):
+            seconds.clear()
+            start = time.perf_counter()
+            logits, tape = _forward(params, config, inputs, kernels)
+            _, d_logits = grads.cross_entropy(logits, targets)
+            _backward(params, config, inputs, tape, d_logits, grads)
+            in_kernels = sum(seconds.values())
+            seconds["total"] = time.perf_counter() - start
+            seconds["other"] = seconds["total"] - in_kernels
+            if step:  # the first step compiles and warms the caches
+                for name, value in seconds.items():
+                    per_step[name].append(value * 1e3)
+    return {name: float(np.median(values)) for name, values in per_step.items()}

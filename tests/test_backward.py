@@ -6,7 +6,7 @@ import pytest
 from conftest import assert_close
 
 from minilm import MiniLM, ModelConfig, backward
-from minilm.gradients import loss_and_grads
+from minilm.gradients import BACKWARD_KERNELS, FORWARD_KERNELS, loss_and_grads, step_profile
 from minilm.kernels import reference
 from minilm.params import init_params
 
@@ -242,6 +242,18 @@ def test_linear_and_embedding_backward_cpu(cpu, rng, rows):
     tokens = rng.integers(0, 6, rows)
     assert_close(cpu.embedding_backward(tokens, x, 6), backward.embedding_backward(tokens, x, 6),
                  atol=1e-5, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_step_profile_accounts_for_the_whole_step(rng, backend):
+    config = ModelConfig(d_model=16, n_heads=2, n_layers=2, d_ff=32, max_seq_len=8)
+    tokens = rng.integers(0, 256, (3, 9))
+    profile = step_profile(init_params(config, seed=0), config, tokens[:, :-1], tokens[:, 1:],
+                           backend, steps=2)
+    kernels = (*FORWARD_KERNELS, *BACKWARD_KERNELS)
+    assert set(profile) == {*kernels, "other", "total"}
+    assert all(profile[name] > 0 for name in profile)
+    assert sum(profile[name] for name in kernels) <= profile["total"]
 
 
 # -------------------------------------------------------------------------------- error paths

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 import minilm
 from minilm import kbit, scaling
+from minilm.bench_cases import STEP_PARTS
 from minilm.widgets import (
     ch06_training,
     ch07_kbit_numbers,
@@ -73,6 +74,12 @@ def test_backward_timings_check_and_time():
                                              repeats=1)
     assert [r.variant for r in results] == ["numpy reference", "numba"] * 2
     assert all(r.seconds > 0 for r in results)
+
+
+def test_step_profile_table_runs_the_bench_case():
+    text = ch06_training.step_profile_table()
+    for label, _ in STEP_PARTS:
+        assert f"minilm-s B=16 T=128: {label}" in text
 
 
 # ----------------------------------------------------------------------------- chapter 7

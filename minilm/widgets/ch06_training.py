@@ -187,3 +187,18 @@ def backward_timings(heads: int = 4, seq_len: int = 256, dim: int = 32, rows: in
             [g.ravel() for g in f(*a)])}, lambda f=ref, a=args: np.concatenate(
             [g.ravel() for g in f(*a)]), 1, "calls/s", repeats, atol=1e-3, rtol=1e-3)
     return results
+
+
+
+def step_profile_table(quick: bool = True) -> str:
+    """`minilm bench train-parts`: where one training step spends its time, kernel by kernel,
+    in the NumPy reference and in the Numba kernels (the minilm-s recipe, or minilm-m with
+    quick=False). It runs in a fresh Python process, as `minilm train` does: the training loop's
+    thread settings (`threads.tune_for_training`) only take effect before a process's first
+    parallel kernel, and this notebook has run many."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "minilm", "bench", *(["--quick"] if quick else []),
+               "train-parts"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
