@@ -64,10 +64,11 @@ def check_grad(name: str, d: np.ndarray, like: np.ndarray) -> np.ndarray:
     return d
 
 
-def check_attention_out(out, q, k) -> tuple:
+def check_attention_out(out, q, k, inputs=()) -> tuple:
     """Where an attention backward writes d_q, d_k, d_v: new arrays if `out` is None, else the
     three given arrays, shaped like q, k, k with their dtype; any strides (views of one larger
-    buffer are the point: the training backward passes views of its d_qkv buffer)."""
+    buffer are the point: the training backward passes views of its d_qkv buffer), but apart
+    from the `inputs` (they are read while the gradients are written)."""
     if out is None:
         return np.empty_like(q), np.empty_like(k), np.empty_like(k)
     if not isinstance(out, (tuple, list)) or len(out) != 3:
@@ -79,6 +80,8 @@ def check_attention_out(out, q, k) -> tuple:
                    if isinstance(array, np.ndarray) else type(array).__name__)
             raise ValueError(f"out {name} must be a writable {like.dtype} array of shape "
                              f"{like.shape}, got {got}")
+        if any(np.may_share_memory(array, given) for given in inputs):
+            raise ValueError(f"out {name} must not share memory with q, k, v or d_out")
     return tuple(out)
 
 
@@ -168,7 +171,7 @@ def attention_backward(q, k, v, d_out, causal=True, out=None):
     """
     q, k, v = check_attention(q, k, v, causal, FLOAT_DTYPES)
     d_out = check_grad("d_out", d_out, q)
-    d_q, d_k, d_v = check_attention_out(out, q, k)
+    d_q, d_k, d_v = check_attention_out(out, q, k, (q, k, v, d_out))
     p = attention_probs(q, k, causal)  # (..., Tq, Tk)
     d_v[...] = np.swapaxes(p, -1, -2) @ d_out  # (..., Tk, D)
     d_p = d_out @ np.swapaxes(v, -1, -2)  # (..., Tq, Tk)

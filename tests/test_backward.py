@@ -231,6 +231,9 @@ def test_attention_backward_out_errors(cpu, rng, module):
         ops.attention_backward(q, q, q, q, out=(*good[:2], np.empty(q.shape)))
     with pytest.raises(ValueError, match="out d_q .* read-only"):
         ops.attention_backward(q, q, q, q, out=(read_only, *good[1:]))
+    k = f32(rng, 2, 5, 4)
+    with pytest.raises(ValueError, match="out d_k must not share memory with q, k, v or d_out"):
+        ops.attention_backward(q, k, q, q, out=(good[0], k, good[2]))
 
 
 @pytest.mark.parametrize("rows", [(2, 9), (16, 256)])  # (16, 256): the products run in threads

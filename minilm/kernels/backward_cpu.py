@@ -138,7 +138,7 @@ def attention_backward(q, k, v, d_out, causal=True, out=None):
     """Numba version of `minilm.backward.attention_backward` (recomputes the weights)."""
     q, k, v = check_attention(q, k, v, causal, F32)
     d_out = check_grad("d_out", d_out, q)
-    d_q, d_k, d_v = check_attention_out(out, q, k)
+    d_q, d_k, d_v = check_attention_out(out, q, k, (q, k, v, d_out))
     q3, d_out3 = q.reshape(-1, *q.shape[-2:]), d_out.reshape(-1, *q.shape[-2:])  # (G, Tq, D)
     k3, v3 = k.reshape(-1, *k.shape[-2:]), v.reshape(-1, *k.shape[-2:])  # (G, Tk, D)
     _attention_backward(q3, k3, v3, d_out3, bool(causal),
