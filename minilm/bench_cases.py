@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import check_backend
-from .bench import compare
+from .bench import Result, compare
 from .config import ModelConfig
 from .model import MiniLM
 
@@ -150,7 +150,6 @@ def training_parts(quick: bool, backend: str):
     """Where the `train` case's step (without the AdamW update) spends its time, kernel by
     kernel (`gradients.step_profile`), in the NumPy reference and in `backend`. Rate: the
     part's share of its own path's step. Not checked here: the `train` case checks the step."""
-    from .bench import Result
     from .gradients import step_profile
 
     name, config, _, inputs, targets, params = _training_batch(quick, backend)
