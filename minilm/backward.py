@@ -33,14 +33,19 @@ from .kernels.gelu import SQRT_2_OVER_PI
 TRAIN_BACKENDS = ("reference", "cpu")
 
 
+def check_train_backend(backend) -> str:
+    """Training (backward kernels, optimizer, training loop) runs on "reference" or "cpu"."""
+    if backend not in TRAIN_BACKENDS:
+        raise ValueError(f"training runs on backend {' or '.join(map(repr, TRAIN_BACKENDS))}, "
+                         f"got {backend!r}")
+    return backend
+
+
 def backward_ops(backend: str):
     """The backward functions of a backend: this module ("reference") or the Numba kernels."""
-    if backend == "reference":
+    if check_train_backend(backend) == "reference":
         return sys.modules[__name__]
-    if backend == "cpu":
-        return importlib.import_module("minilm.kernels.backward_cpu")
-    raise ValueError(f"training runs on backend {' or '.join(map(repr, TRAIN_BACKENDS))}, "
-                     f"got {backend!r}")
+    return importlib.import_module("minilm.kernels.backward_cpu")
 
 
 # ---------------------------------------------------------------- argument checks (all backends)

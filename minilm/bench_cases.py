@@ -98,13 +98,12 @@ def _training_batch(quick: bool, backend: str):
     settings (`threads.tune_for_training`): its thread part only takes effect when this is the
     first case of the process, so `minilm bench train` on its own measures what `minilm train`
     gets."""
-    from .backward import TRAIN_BACKENDS
+    from .backward import check_train_backend
     from .family import recipe
     from .kernels.threads import tune_for_training
     from .params import init_params
 
-    if backend not in TRAIN_BACKENDS:
-        raise ValueError(f"training runs on {' or '.join(TRAIN_BACKENDS)}, not {backend!r}")
+    check_train_backend(backend)
     tune_for_training()
     name = "minilm-s" if quick else "minilm-m"
     config, settings = recipe(name)

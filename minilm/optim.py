@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .backward import TRAIN_BACKENDS
+from .backward import check_train_backend
 
 NO_DECAY_TABLES = ("tok_emb", "pos_emb")
 
@@ -61,11 +61,8 @@ class AdamW:
 
     def __init__(self, params: dict, beta1: float = 0.9, beta2: float = 0.95,
                  eps: float = 1e-8, weight_decay: float = 0.1, backend: str = "reference"):
-        if backend not in TRAIN_BACKENDS:
-            raise ValueError(f"AdamW runs on backend {' or '.join(map(repr, TRAIN_BACKENDS))}, "
-                             f"got {backend!r}")
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
-        self.backend = backend
+        self.backend = check_train_backend(backend)
         self.m = {n: np.zeros_like(p) for n, p in params.items()}  # first moments
         self.v = {n: np.zeros_like(p) for n, p in params.items()}  # second moments
         self.t = 0  # steps taken (for the bias corrections)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import region
+from .backward import check_train_backend
 from .checkpoint import load_checkpoint, model_path, save_checkpoint, stop_on_interrupt
 from .config import ModelConfig
 from .corpus import train_corpus
@@ -81,8 +82,7 @@ class TrainConfig:
         _int("seed", self.seed, 0)
         _int("eval_every", self.eval_every, 0)
         _int("eval_bytes", self.eval_bytes, 2)
-        if self.backend not in ("reference", "cpu"):
-            raise ValueError(f"backend must be 'reference' or 'cpu', got {self.backend!r}")
+        check_train_backend(self.backend)
 
     @property
     def warmup_steps(self) -> int:
