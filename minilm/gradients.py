@@ -43,10 +43,14 @@ def loss_and_grads(params: dict, config: ModelConfig, inputs, targets, backend: 
     grad_ops = backward_ops(backend)
     inputs, targets = check_batch(config, inputs, targets)
     with region(backend):
-        logits, tape = _forward(params, config, inputs, ops(backend))
-        loss, d_logits = grad_ops.cross_entropy(logits, targets)
-        grads = _backward(params, config, inputs, tape, d_logits, grad_ops)
-    return loss, grads
+        return _loss_and_grads(params, config, inputs, targets, ops(backend), grad_ops)
+
+
+def _loss_and_grads(params, config, inputs, targets, kernels, grad_ops):
+    """The step itself, with the forward kernels and backward ops given as namespaces."""
+    logits, tape = _forward(params, config, inputs, kernels)
+    loss, d_logits = grad_ops.cross_entropy(logits, targets)
+    return loss, _backward(params, config, inputs, tape, d_logits, grad_ops)
 
 
 def _forward(p: dict, config: ModelConfig, tokens: np.ndarray, kernels):
@@ -146,9 +150,7 @@ def step_profile(params: dict, config: ModelConfig, inputs, targets, backend: st
         for step in range(steps + 1):
             seconds.clear()
             start = time.perf_counter()
-            logits, tape = _forward(params, config, inputs, kernels)
-            _, d_logits = grads.cross_entropy(logits, targets)
-            _backward(params, config, inputs, tape, d_logits, grads)
+            _loss_and_grads(params, config, inputs, targets, kernels, grads)
             in_kernels = sum(seconds.values())
             seconds["total"] = time.perf_counter() - start
             seconds["other"] = seconds["total"] - in_kernels
