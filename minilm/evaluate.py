@@ -7,6 +7,8 @@ a model that knew nothing would score 8, a perfect one 0.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from .backend import check_backend
@@ -55,7 +57,7 @@ def surprisal(model, text, backend: str = "cpu", batch_size: int = 8,
         raise ValueError(f"text must hold at least 2 bytes to predict one, got {tokens.size}")
     last = max(0, tokens.size - seq_len - 1)  # the start of the window that ends the text
     starts = [*range(0, last, stride), last]
-    first_new = [0] + [starts[i - 1] + seq_len - start for i, start in enumerate(starts) if i]
+    first_new = [0] + [before + seq_len - start for before, start in pairwise(starts)]
     bits = []
     for i in range(0, len(starts), batch_size):
         batch = np.stack([tokens[s:s + seq_len + 1] for s in starts[i:i + batch_size]])  # (b, W)
