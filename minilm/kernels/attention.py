@@ -124,7 +124,6 @@ def _attention_v2(q, k_t, v, causal, out):
         row_sum = np.zeros(BLOCK_Q, np.float32)
         acc = np.zeros((BLOCK_Q, d), np.float32)
         s = np.empty(BLOCK_K, np.float32)
-        bits = np.empty(BLOCK_K, np.int32)
         key_end = min(tk, i0 + nq + offset) if causal else tk
         for j0 in range(0, key_end, BLOCK_K):
             j1 = min(j0 + BLOCK_K, key_end)
@@ -143,7 +142,7 @@ def _attention_v2(q, k_t, v, causal, out):
                 for b in range(n_keys):
                     m_new = max(m_new, s[b])
                 correction = np.exp(row_max[a] - m_new)  # rescale what was summed so far
-                row_sum[a] = row_sum[a] * correction + exp_block(s, m_new, s, bits, n_keys)
+                row_sum[a] = row_sum[a] * correction + exp_block(s, m_new, s, n_keys)
                 row_max[a] = m_new
                 acc_a = acc[a]
                 for c in range(d):
@@ -205,7 +204,6 @@ def _attend_block(q_g, kt_g, vt_g, tk, qb, causal, out_g):
     correction = np.empty(BLOCK_Q3, np.float32)
     acc = np.zeros((BLOCK_Q3, dp), np.float32)  # unnormalised output rows
     s = np.empty((BLOCK_Q3, BLOCK_K3), np.float32)  # scores, then probabilities
-    bits = np.empty(BLOCK_K3, np.int32)
     key_end = min(tk, i0 + nq + offset) if causal else tk
     for j0 in range(0, key_end, BLOCK_K3):
         nk = min(BLOCK_K3, key_end - j0)
@@ -226,7 +224,7 @@ def _attend_block(q_g, kt_g, vt_g, tk, qb, causal, out_g):
             for b in range(n_valid):
                 m_new = max(m_new, s_a[b])
             correction[a] = np.exp(row_max[a] - m_new)  # rescales what was summed so far
-            row_sum[a] = row_sum[a] * correction[a] + exp_block(s_a, m_new, s_a, bits, n_valid)
+            row_sum[a] = row_sum[a] * correction[a] + exp_block(s_a, m_new, s_a, n_valid)
             row_max[a] = m_new
             for b in range(n_valid, nk8):
                 s_a[b] = 0.0

@@ -38,7 +38,7 @@ from ..backward import (
     check_tokens,
 )
 from .checks import float_array
-from .fastexp import FASTMATH, exp_block
+from .fastexp import FASTMATH, exp_block, fast_exp
 from .gelu import SQRT_2_OVER_PI
 from .score_tiles import ROWS, TILE, score_tile
 from .softmax import softmax_row
@@ -77,7 +77,6 @@ def _attention_backward(q, k, v, d_out, causal, d_q, d_k, d_v):
         d_v_t = np.zeros((d, tk), np.float32)
         p = np.empty((ROWS, tk_tiles), np.float32)  # scores, then weights
         d_p = np.empty((ROWS, tk_tiles), np.float32)  # d_out . v, then d_s (with 1/sqrt(D))
-        bits = np.empty(tk, np.int32)
         block_q = np.empty((ROWS, d), np.float32)  # the block's q rows (scaled); 0 past Tq
         block_d = np.empty((ROWS, d), np.float32)  # the block's d_out rows; 0 past Tq
         row_q = np.empty(ROWS, np.float32)  # q[i, c] of the block's rows
@@ -99,7 +98,7 @@ def _attention_backward(q, k, v, d_out, causal, d_q, d_k, d_v):
                            d_p[0, j:].ctypes.data, 4 * tk_tiles)
             for r in range(rows):  # softmax of each row over the keys it may see
                 row_keys = i0 + r + offset + 1 if causal else tk
-                softmax_row(p[r], p[r], row_keys, bits)
+                softmax_row(p[r], p[r], row_keys)
                 row_dot = zero  # sum_j p_j d_p_j
                 for j in range(row_keys):
                     row_dot += p[r, j] * d_p[r, j]
@@ -197,15 +196,10 @@ def _gelu_backward(x, d_y, d_x):
     for chunk in prange((n + CHUNK - 1) // CHUNK):
         start = chunk * CHUNK
         size = min(CHUNK, n - start)
-        e = np.empty(CHUNK, np.float32)
-        bits = np.empty(CHUNK, np.int32)
-        for i in range(size):
-            xi = x[start + i]
-            e[i] = np.float32(-2.0) * c * (xi + a * xi * xi * xi)  # -2u
-        exp_block(e, np.float32(0.0), e, bits, size)  # exp(-2u)
         for i in range(size):  # 0.5 (1 + tanh u) = s = 1 / (1 + exp(-2u)); 1 - tanh^2 u = 4s(1-s)
             xi = x[start + i]
-            s = np.float32(1.0) / (np.float32(1.0) + e[i])
+            s = np.float32(1.0) / (np.float32(1.0) + fast_exp(
+                np.float32(-2.0) * c * (xi + a * xi * xi * xi)))
             slope = s + xi * np.float32(2.0) * s * (np.float32(1.0) - s) * c * (
                 np.float32(1.0) + np.float32(3.0) * a * xi * xi)
             d_x[start + i] = d_y[start + i] * slope
@@ -229,8 +223,7 @@ def _cross_entropy(logits, targets, scale, d_logits, losses):
         m = row[0]
         for i in range(1, n):
             m = max(m, row[i])
-        bits = np.empty(n, np.int32)
-        total = exp_block(row, m, d_row, bits, n)
+        total = exp_block(row, m, d_row, n)
         losses[r] = np.log(total) + m - row[targets[r]]  # log-sum-exp minus the target's logit
         inv = scale / total
         for i in range(n):

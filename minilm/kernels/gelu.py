@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from .checks import FLOAT_DTYPES, float_array
-from .fastexp import FASTMATH, exp_block
+from .fastexp import FASTMATH, fast_exp
 from .threads import in_cpu_region
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -29,16 +29,12 @@ def gelu_reference(x: np.ndarray) -> np.ndarray:
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def gelu_bias_chunk(x, bias, out, bits):
+def gelu_bias_chunk(x, bias, out):
     """out[i] = gelu(x[i] + bias[i]) for one chunk (x, bias, out: float32 (n,))."""
-    n = x.shape[0]
     c = np.float32(-2.0 * SQRT_2_OVER_PI)
-    for i in range(n):
+    for i in range(x.shape[0]):
         v = x[i] + bias[i]
-        out[i] = c * (v + np.float32(0.044715) * v * v * v)  # -2u
-    exp_block(out, np.float32(0.0), out, bits, n)  # exp(-2u)
-    for i in range(n):
-        out[i] = (x[i] + bias[i]) / (np.float32(1.0) + out[i])
+        out[i] = v / (np.float32(1.0) + fast_exp(c * (v + np.float32(0.044715) * v * v * v)))
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -49,8 +45,7 @@ def _gelu_flat(x, out):
     for c in prange(n_chunks):
         start = c * CHUNK
         stop = min(start + CHUNK, n)
-        bits = np.empty(CHUNK, np.int32)
-        gelu_bias_chunk(x[start:stop], zeros, out[start:stop], bits)
+        gelu_bias_chunk(x[start:stop], zeros, out[start:stop])
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -58,8 +53,7 @@ def bias_gelu_rows(h, bias, out):
     """out[r] = gelu(h[r] + bias) for every row r of h (rows, F); used by the fused FFN."""
     rows, n = h.shape
     for r in prange(rows):
-        bits = np.empty(n, np.int32)
-        gelu_bias_chunk(h[r], bias, out[r], bits)
+        gelu_bias_chunk(h[r], bias, out[r])
 
 
 @in_cpu_region

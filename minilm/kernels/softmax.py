@@ -23,12 +23,12 @@ def softmax_reference(x: np.ndarray) -> np.ndarray:
 
 
 @njit(inline="always")
-def softmax_row(src, dst, n, bits):
-    """dst[:n] = softmax(src[:n]) (src and dst may be the same array); bits: int32 scratch."""
+def softmax_row(src, dst, n):
+    """dst[:n] = softmax(src[:n]) (src and dst may be the same array)."""
     m = src[0]
     for i in range(1, n):
         m = max(m, src[i])
-    inv = np.float32(1.0) / exp_block(src, m, dst, bits, n)
+    inv = np.float32(1.0) / exp_block(src, m, dst, n)
     for i in range(n):
         dst[i] *= inv
 
@@ -39,7 +39,7 @@ def softmax_rows(x, out):
     No checks and no thread region: `softmax_cpu` is the checked entry point."""
     rows, n = x.shape
     for r in prange(rows):
-        softmax_row(x[r], out[r], n, np.empty(n, np.int32))
+        softmax_row(x[r], out[r], n)
 
 
 @in_cpu_region
