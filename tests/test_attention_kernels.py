@@ -27,7 +27,7 @@ def _assert_close(out, ref):
     assert not bad.any(), f"{bad.sum()} of {bad.size} values off, max |err| {worst}"
 
 
-T_VALUES = [1, 2, 7, 15, 16, 17, 63, 64, 65, 100, 130]
+T_VALUES = [1, 2, 7, 15, 16, 17, 63, 64, 65, 100, 130, 300]
 
 
 @pytest.mark.parametrize("name", KERNELS)

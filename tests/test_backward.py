@@ -156,7 +156,7 @@ def cpu():
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 4), (3, 7, 16), (2, 2, 33, 8), (1, 1, 129, 32),
-                                   (2, 3, 1, 5)])
+                                   (2, 3, 1, 5), (2, 1, 49, 1), (1, 1, 97, 64), (1, 2, 300, 40)])
 @pytest.mark.parametrize("causal", [True, False])
 def test_attention_backward_cpu(cpu, rng, shape, causal):
     q, k, v, d_out = (f32(rng, *shape, scale=2.0) for _ in range(4))
@@ -172,6 +172,12 @@ def test_attention_backward_cpu_decoding_alignment(cpu, rng):
     for out, ref in zip(cpu.attention_backward(q, k, v, d_out),
                         backward.attention_backward(q, k, v, d_out), strict=True):
         assert_close(out, ref, atol=2e-5, rtol=1e-4)
+    q, d_out = f32(rng, 1, 50, 24), f32(rng, 1, 50, 24)  # blocks of queries over 301 keys
+    k, v = f32(rng, 1, 301, 24), f32(rng, 1, 301, 24)
+    for causal in (True, False):
+        for out, ref in zip(cpu.attention_backward(q, k, v, d_out, causal),
+                            backward.attention_backward(q, k, v, d_out, causal), strict=True):
+            assert_close(out, ref, atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (65, 33), (2, 70, 64), (129, 5)])

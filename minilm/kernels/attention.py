@@ -12,11 +12,11 @@ The CPU versions are numbered for the chapter and the benchmarks (`ATTENTION_VER
   v2  a block of query rows against a block of keys at a time with an *online* softmax
       (running max and sum, as FlashAttention): scratch is O(block) per thread, never O(T^2),
       and the exponentials are vectorised (`fastexp`);
-  v3  both products in register tiles, so that every loaded vector feeds several FMAs: the
-      scores q k^T as 8 queries x 8 keys held in vector registers over all of D (k transposed
-      once; `score_tiles.score_tile`, which chapter 6 explains), p @ v as 2x4 tiles of dot
-      products over the keys (v transposed once); causal work is balanced over the threads by
-      pairing a cheap query block with an expensive one.
+  v3  v2 with both products, the scores q k^T and p @ v, in the 6 x 16 register tiles of
+      `microkernel.tile_product` (a BLAS-style micro-kernel, which chapter 6 explains): every
+      vector loaded feeds several FMAs and partial sums never go through memory; blocks of 48
+      query rows, k transposed once; causal work is balanced over the threads by pairing a
+      cheap query block with an expensive one.
 `attention_cpu` runs v3, or v1 for a few query rows (decoding one token at a time).
 """
 
@@ -29,7 +29,7 @@ from numba import njit, prange
 
 from .checks import FLOAT_DTYPES, float_array, same_dtype
 from .fastexp import FASTMATH, exp_block
-from .score_tiles import ROWS, TILE, score_tile
+from .microkernel import COLS, ROWS, tile_product
 from .softmax import softmax_reference
 
 
@@ -158,42 +158,20 @@ def _attention_v2(q, k_t, v, causal, out):
                 out[g, i0 + a, c] = acc[a, c] * inv
 
 
-BLOCK_Q3 = 32  # query rows per block (v3)
-BLOCK_K3 = 256  # keys per block (v3): the scores s of a block take 32 x 256 x 4 B = 32 KiB (L1)
-
-
-@njit(fastmath=FASTMATH)
-def _dot_2x4(a0, a1, b0, b1, b2, b3, n):
-    """The 8 dot products of rows a0, a1 with rows b0..b3 over their first n entries (v3's
-    p @ v: rows of probabilities with rows of v^T, n = keys of the block).
-
-    LLVM vectorises the loop over c, 8 floats at a time: the 8 sums live in 8 vector registers,
-    each step loads 6 vectors and does 8 fused multiply-adds, and each sum is added up across
-    its 8 lanes once, after the loop. Both operands must be contiguous along c.
-    """
-    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = np.float32(0.0)
-    for c in range(n):
-        s00 += a0[c] * b0[c]
-        s01 += a0[c] * b1[c]
-        s02 += a0[c] * b2[c]
-        s03 += a0[c] * b3[c]
-        s10 += a1[c] * b0[c]
-        s11 += a1[c] * b1[c]
-        s12 += a1[c] * b2[c]
-        s13 += a1[c] * b3[c]
-    return s00, s01, s02, s03, s10, s11, s12, s13
+BLOCK_Q3 = 48  # query rows per block (v3): 8 tiles of ROWS
+BLOCK_K3 = 256  # keys per block (v3): the scores s of a block take 48 x 256 x 4 B = 48 KiB
+FLOAT = 4  # bytes per float32 (the micro-kernel takes byte strides)
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _attend_block(q_g, kt_g, vt_g, tk, qb, causal, out_g):
-    """Query block qb of one group: q_g (Tq, D), kt_g (D, Tk rounded up to TILE), vt_g
-    (Tk/BK, Dp, BK); tk: the number of keys."""
+def _attend_block(q_g, kt_g, v_g, tk, qb, causal, out_g):
+    """Query block qb of one group: q_g (Tq, D), kt_g (D, Tk rounded up to COLS), v_g (Tk, Dp:
+    D rounded up to COLS); tk: the number of keys. Both products in `tile_product` tiles."""
     tq, d = q_g.shape
     i0 = qb * BLOCK_Q3
     nq = min(BLOCK_Q3, tq - i0)
-    dp = vt_g.shape[1]  # D rounded up to a multiple of 4
+    dp, kt_stride = v_g.shape[1], kt_g.shape[1] * FLOAT
     offset = tk - tq  # causal: query i sees keys j <= i + offset
-    nq2 = nq + nq % 2  # rows in pairs: an odd block gets one zero row, never written out
     scale = np.float32(1.0 / math.sqrt(d))
     q_s = np.zeros((BLOCK_Q3, d), np.float32)  # the block's queries, pre-scaled
     for a in range(nq):
@@ -201,49 +179,41 @@ def _attend_block(q_g, kt_g, vt_g, tk, qb, causal, out_g):
             q_s[a, c] = q_g[i0 + a, c] * scale
     row_max = np.full(BLOCK_Q3, -np.inf, np.float32)
     row_sum = np.zeros(BLOCK_Q3, np.float32)
-    correction = np.empty(BLOCK_Q3, np.float32)
     acc = np.zeros((BLOCK_Q3, dp), np.float32)  # unnormalised output rows
-    s = np.empty((BLOCK_Q3, BLOCK_K3), np.float32)  # scores, then probabilities
+    s = np.zeros((BLOCK_Q3, BLOCK_K3), np.float32)  # scores, then probabilities
     key_end = min(tk, i0 + nq + offset) if causal else tk
     for j0 in range(0, key_end, BLOCK_K3):
         nk = min(BLOCK_K3, key_end - j0)
-        nk8 = min(BLOCK_K3, (nk + 7) // 8 * 8)  # p @ v sums whole vectors of 8 keys
-        # s = q_s k^T in register tiles of 8 queries x 8 keys (two 4-row halves per call);
-        # keys past Tk are zero columns of kt_g, their scores are masked below
-        for b in range(0, nk, TILE):
-            keys = kt_g[0, j0 + b:].ctypes.data
-            for a in range(0, nq, 2 * ROWS):
-                score_tile(q_s[a].ctypes.data, q_s[a + ROWS].ctypes.data, keys, keys, d,
-                           4 * kt_g.shape[1], s[a, b:].ctypes.data, s[a + ROWS, b:].ctypes.data,
-                           4 * BLOCK_K3)
-        # online softmax, row by row: keys past the row's causal limit get probability 0
-        for a in range(nq2):
+        # s = q_s k^T, one tile of 6 queries x 16 keys at a time over the D terms, skipping
+        # tiles of masked keys; keys past Tk are zero columns of kt_g, masked below
+        for r0 in range(0, nq, ROWS):
+            tile_keys = min(nk, i0 + r0 + ROWS + offset - j0) if causal else nk
+            for b in range(0, tile_keys, COLS):
+                tile_product(q_s[r0].ctypes.data, d * FLOAT, FLOAT,
+                             kt_g[0, j0 + b:].ctypes.data, kt_stride, d,
+                             s[r0, b:].ctypes.data, BLOCK_K3 * FLOAT, 0)
+        # online softmax, row by row: keys past the row's causal limit get probability 0,
+        # and what was summed so far is rescaled to the new row maximum
+        for a in range(nq):
             s_a = s[a]
             n_valid = max(0, min(nk, i0 + a + offset + 1 - j0)) if causal else nk
             m_new = row_max[a]
             for b in range(n_valid):
                 m_new = max(m_new, s_a[b])
-            correction[a] = np.exp(row_max[a] - m_new)  # rescales what was summed so far
-            row_sum[a] = row_sum[a] * correction[a] + exp_block(s_a, m_new, s_a, n_valid)
+            correction = np.exp(row_max[a] - m_new)
+            row_sum[a] = row_sum[a] * correction + exp_block(s_a, m_new, s_a, n_valid)
             row_max[a] = m_new
-            for b in range(n_valid, nk8):
+            for b in range(n_valid, nk):
                 s_a[b] = 0.0
-        # acc = acc * correction + p @ v: tiles of 2 queries x 4 output columns
-        vt_b = vt_g[j0 // BLOCK_K3]  # (Dp, BK): row c holds column c of this block's v
-        for c in range(0, dp, 4):
-            v0, v1, v2, v3 = vt_b[c], vt_b[c + 1], vt_b[c + 2], vt_b[c + 3]
-            for a in range(0, nq2, 2):
-                t = _dot_2x4(s[a], s[a + 1], v0, v1, v2, v3, nk8)
-                acc_0, acc_1 = acc[a], acc[a + 1]
-                r0, r1 = correction[a], correction[a + 1]
-                acc_0[c] = acc_0[c] * r0 + t[0]
-                acc_0[c + 1] = acc_0[c + 1] * r0 + t[1]
-                acc_0[c + 2] = acc_0[c + 2] * r0 + t[2]
-                acc_0[c + 3] = acc_0[c + 3] * r0 + t[3]
-                acc_1[c] = acc_1[c] * r1 + t[4]
-                acc_1[c + 1] = acc_1[c + 1] * r1 + t[5]
-                acc_1[c + 2] = acc_1[c + 2] * r1 + t[6]
-                acc_1[c + 3] = acc_1[c + 3] * r1 + t[7]
+            for c in range(dp):
+                acc[a, c] *= correction
+        # acc += p v, one tile of 6 queries x 16 output columns at a time over the keys
+        for r0 in range(0, nq, ROWS):
+            tile_keys = min(nk, i0 + r0 + ROWS + offset - j0) if causal else nk
+            for c0 in range(0, dp, COLS):
+                tile_product(s[r0].ctypes.data, BLOCK_K3 * FLOAT, FLOAT,
+                             v_g[j0, c0:].ctypes.data, dp * FLOAT, max(0, tile_keys),
+                             acc[r0, c0:].ctypes.data, dp * FLOAT, 1)
     for a in range(nq):
         inv = np.float32(1.0) / row_sum[a]
         out_a, acc_a = out_g[i0 + a], acc[a]
@@ -252,7 +222,7 @@ def _attend_block(q_g, kt_g, vt_g, tk, qb, causal, out_g):
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _attention_v3(q, kt, vt, tk, causal, out):
+def _attention_v3(q, kt, v, tk, causal, out):
     groups, tq, _ = q.shape
     q_blocks = (tq + BLOCK_Q3 - 1) // BLOCK_Q3
     pairs = (q_blocks + 1) // 2
@@ -260,16 +230,16 @@ def _attention_v3(q, kt, vt, tk, causal, out):
     # and prange's equal split of the jobs gives each thread the same amount of work
     for job in prange(groups * pairs):
         g, p = job // pairs, job % pairs
-        _attend_block(q[g], kt[g], vt[g], tk, p, causal, out[g])
+        _attend_block(q[g], kt[g], v[g], tk, p, causal, out[g])
         if q_blocks - 1 - p != p:  # the middle block of an odd count has no partner
-            _attend_block(q[g], kt[g], vt[g], tk, q_blocks - 1 - p, causal, out[g])
+            _attend_block(q[g], kt[g], v[g], tk, q_blocks - 1 - p, causal, out[g])
 
 
 @njit(parallel=True, cache=True)
 def _k_tiles_transposed(k):
-    """(G, Tk, D) -> (G, D, Tk rounded up to TILE): kt[g, c, j] = k[g, j, c], zero-padded."""
+    """(G, Tk, D) -> (G, D, Tk rounded up to COLS): kt[g, c, j] = k[g, j, c], zero-padded."""
     groups, tk, d = k.shape
-    kt = np.zeros((groups, d, (tk + TILE - 1) // TILE * TILE), np.float32)
+    kt = np.zeros((groups, d, (tk + COLS - 1) // COLS * COLS), np.float32)
     for g in prange(groups):
         for c in range(d):  # write each row of kt contiguously
             for j in range(tk):
@@ -277,20 +247,14 @@ def _k_tiles_transposed(k):
     return kt
 
 
-@njit(parallel=True, cache=True)
-def _v_blocks_transposed(v):
-    """(G, Tk, D) -> (G, Tk/BK, Dp, BK): vt[g, kb, c, b] = v[g, kb*BK + b, c], zero-padded."""
-    groups, tk, d = v.shape
-    k_blocks = (tk + BLOCK_K3 - 1) // BLOCK_K3
-    vt = np.zeros((groups, k_blocks, (d + 3) // 4 * 4, BLOCK_K3), np.float32)
-    for job in prange(groups * k_blocks):
-        g, kb = job // k_blocks, job % k_blocks
-        v_b = v[g, kb * BLOCK_K3:(kb + 1) * BLOCK_K3]  # (<= BK, D)
-        for c in range(d):  # write each row of vt contiguously
-            vt_row = vt[g, kb, c]
-            for b in range(v_b.shape[0]):
-                vt_row[b] = v_b[b, c]
-    return vt
+def _v_columns_padded(v):
+    """(G, Tk, D) -> (G, Tk, D rounded up to COLS), zero-padded (v itself when D fits)."""
+    d = v.shape[-1]
+    if d % COLS == 0:
+        return v
+    padded = np.zeros((*v.shape[:-1], -(-d // COLS) * COLS), np.float32)
+    padded[..., :d] = v
+    return padded
 
 
 def _transpose_k(k, v):
@@ -298,8 +262,8 @@ def _transpose_k(k, v):
 
 
 def _v3_layout(k, v):
-    """k (G, D, Tk rounded up to TILE), v (G, Tk/BK, Dp, BK), and the number of keys."""
-    return _k_tiles_transposed(k), _v_blocks_transposed(v), k.shape[1]
+    """k (G, D, Tk rounded up to COLS), v (G, Tk, D rounded up to COLS), the number of keys."""
+    return _k_tiles_transposed(k), _v_columns_padded(v), k.shape[1]
 
 
 def _run(kernel, q, k, v, causal, layout=None):
@@ -325,7 +289,7 @@ def attention_cpu_v2(q, k, v, causal=True):
 
 
 def attention_cpu_v3(q, k, v, causal=True):
-    """v3: v2 with both products as register-blocked 2x4 dot-product tiles, balanced threads."""
+    """v3: v2 with both products in 6 x 16 register tiles (a micro-kernel), balanced threads."""
     return _run(_attention_v3, q, k, v, causal, layout=_v3_layout)
 
 

@@ -1,16 +1,14 @@
 """The Numba CPU backward kernels (float32): same names and signatures as `minilm.backward`.
 
 Taught in chapter 6 (training), after the NumPy references it is tested against:
-  * attention_backward recomputes the attention weights from q and k, four query rows at a
-    time (as the FlashAttention backward does, in blocks), instead of keeping the (B, H, T, T)
-    matrix from the forward, so the forward stays the inference kernel and memory stays
-    O(T D) per head. k, v and their gradients are held transposed (D, T) so that every inner
-    loop runs over the keys: long, contiguous, vectorised, with no per-key horizontal sums;
-    each element loaded there serves four rows. The scores and d_out . v come in register
-    tiles of 4 rows x 8 keys (`score_tiles.py`). Each (batch, head) pair is one
-    parallel work item that owns its d_k, d_v: no two threads write the same row, so no
-    atomics, and the same sums in the same order on every run (resuming needs bit-identical
-    steps).
+  * attention_backward recomputes the attention weights from q and k, a block of 48 query
+    rows at a time (as the FlashAttention backward does, in blocks), instead of keeping the
+    (B, H, T, T) matrix from the forward, so the forward stays the inference kernel and memory
+    stays O(T D) per head. Its five products (p and d_out v^T, then d_q, d_k, d_v) all run in
+    the 6 x 16 register tiles of `microkernel.tile_product`, near the FMA units' peak; causal
+    tiles that only hold masked entries are skipped. Each (batch, head) pair is one parallel
+    work item that owns its d_k, d_v: no two threads write the same row, so no atomics, and
+    the same sums in the same order on every run (resuming needs bit-identical steps).
   * layernorm_backward recomputes the row statistics from x; its d_gamma/d_beta sums run over
     fixed chunks of rows (partial sums per chunk, then added in order): deterministic whatever
     the number of threads.
@@ -40,7 +38,7 @@ from ..backward import (
 from .checks import float_array
 from .fastexp import FASTMATH, exp_block, fast_exp
 from .gelu import SQRT_2_OVER_PI
-from .score_tiles import ROWS, TILE, score_tile
+from .microkernel import COLS, ROWS, tile_product
 from .softmax import softmax_row
 from .threads import in_cpu_region, matmul_pair
 
@@ -52,84 +50,92 @@ CHUNK = 1024  # elements per GELU work item
 F32 = (np.float32,)
 
 
+BLOCK_ROWS = 48  # query rows per block: 8 tiles of ROWS; the block's p, d_s are 48 x Tk floats
+KEY_PAD = 48  # keys are padded to a multiple of both tile sizes (ROWS, COLS)
+FLOAT = 4  # bytes per float32 (the micro-kernel takes byte strides)
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _attention_backward(q, k, v, d_out, causal, d_q, d_k, d_v):
-    """Four query rows at a time (ROWS): every k_t, v_t, d_k_t, d_v_t element loaded in the
-    inner loops serves four rows, which quarters the memory traffic of one row at a time.
-    q, d_out (G, Tq, D); k, v (G, Tk, D). d_q (B, H, Tq, D), d_k, d_v (B, H, Tk, D), any
-    strides: group g is (g // H, g % H). Each group holds k, v and sums d_k, d_v transposed
-    (D, Tk), k and v zero-padded to whole tiles; d_k, d_v are written out once at the end."""
+    """One (batch, head) group per parallel iteration, in blocks of BLOCK_ROWS query rows; all
+    five products in `tile_product` register tiles. q, d_out (G, Tq, D); k, v (G, Tk, D).
+    d_q (B, H, Tq, D), d_k, d_v (B, H, Tk, D), any strides: group g is (g // H, g % H).
+    The group's inputs are first copied into zero-padded scratch (q pre-scaled, k and v also
+    transposed): tiles that run past Tq, Tk or D then read zeros and write scratch."""
     groups, tq, d = q.shape
     heads, tk = d_k.shape[1], d_k.shape[2]
-    tk_tiles = -(-tk // TILE) * TILE
-    offset = tk - tq
+    dp = -(-d // COLS) * COLS  # D padded to whole tiles
+    tk_pad = -(-tk // KEY_PAD) * KEY_PAD
+    offset = tk - tq  # causal: query i sees keys j <= i + offset
     scale = np.float32(1.0 / math.sqrt(d))
     zero = np.float32(0.0)
     for g in prange(groups):
         b, h = g // heads, g % heads
-        k_t = np.zeros((d, tk_tiles), np.float32)
-        v_t = np.zeros((d, tk_tiles), np.float32)
+        q_s = np.zeros((-(-tq // BLOCK_ROWS) * BLOCK_ROWS, dp), np.float32)  # q / sqrt(D)
+        e = np.zeros_like(q_s)  # d_out
+        for i in range(tq):
+            for c in range(d):
+                q_s[i, c] = q[g, i, c] * scale
+                e[i, c] = d_out[g, i, c]
+        k_rows = np.zeros((tk_pad, dp), np.float32)  # k
+        k_t = np.zeros((d, tk_pad), np.float32)  # k transposed
+        v_t = np.zeros((d, tk_pad), np.float32)  # v transposed
         for j in range(tk):
             for c in range(d):
+                k_rows[j, c] = k[g, j, c]
                 k_t[c, j] = k[g, j, c]
                 v_t[c, j] = v[g, j, c]
-        d_k_t = np.zeros((d, tk), np.float32)
-        d_v_t = np.zeros((d, tk), np.float32)
-        p = np.empty((ROWS, tk_tiles), np.float32)  # scores, then weights
-        d_p = np.empty((ROWS, tk_tiles), np.float32)  # d_out . v, then d_s (with 1/sqrt(D))
-        block_q = np.empty((ROWS, d), np.float32)  # the block's q rows (scaled); 0 past Tq
-        block_d = np.empty((ROWS, d), np.float32)  # the block's d_out rows; 0 past Tq
-        row_q = np.empty(ROWS, np.float32)  # q[i, c] of the block's rows
-        row_d = np.empty(ROWS, np.float32)  # d_out[i, c] of the block's rows
-        for i0 in range(0, tq, ROWS):
-            rows = min(ROWS, tq - i0)
-            n_keys = i0 + rows + offset if causal else tk  # keys the last row of the block sees
-            row_q[:] = zero  # rows past the end of q (last block) take no part
-            row_d[:] = zero
-            block_q[rows:] = zero  # only the last block can have fewer than ROWS rows
-            block_d[rows:] = zero
+        d_k_sum = np.zeros((tk_pad, dp), np.float32)  # d_k, summed over the query blocks
+        d_v_sum = np.zeros((tk_pad, dp), np.float32)
+        p = np.zeros((BLOCK_ROWS, tk_pad), np.float32)  # scores, then weights
+        d_s = np.zeros((BLOCK_ROWS, tk_pad), np.float32)  # d_out . v, then d_scores * sqrt(D)
+        d_q_block = np.zeros((BLOCK_ROWS, dp), np.float32)
+        for i0 in range(0, tq, BLOCK_ROWS):
+            rows = min(BLOCK_ROWS, tq - i0)
+            n_keys = min(tk, i0 + rows + offset) if causal else tk  # keys the block sees
+            for r0 in range(0, rows, ROWS):  # p = q_s k^T, d_s = d_out v^T over the D terms
+                tile_keys = min(n_keys, i0 + r0 + ROWS + offset) if causal else tk
+                for j in range(0, tile_keys, COLS):
+                    tile_product(q_s[i0 + r0].ctypes.data, dp * FLOAT, FLOAT,
+                                 k_t[0, j:].ctypes.data, tk_pad * FLOAT, d,
+                                 p[r0, j:].ctypes.data, tk_pad * FLOAT, 0)
+                    tile_product(e[i0 + r0].ctypes.data, dp * FLOAT, FLOAT,
+                                 v_t[0, j:].ctypes.data, tk_pad * FLOAT, d,
+                                 d_s[r0, j:].ctypes.data, tk_pad * FLOAT, 0)
+            for r in range(rows):  # softmax of each row over its keys, then d_s
+                row_keys = i0 + r + offset + 1 if causal else tk
+                p_r, d_s_r = p[r], d_s[r]
+                softmax_row(p_r, p_r, row_keys)
+                row_dot = zero  # sum_j p_j (d_out . v_j)
+                for j in range(row_keys):
+                    row_dot += p_r[j] * d_s_r[j]
+                for j in range(row_keys):
+                    d_s_r[j] = p_r[j] * (d_s_r[j] - row_dot)
+                for j in range(row_keys, -(-n_keys // ROWS) * ROWS):  # masked: no weight
+                    p_r[j] = zero
+                    d_s_r[j] = zero
+            for r0 in range(0, rows, ROWS):  # d_q = d_s k / sqrt(D) over the keys
+                tile_keys = min(n_keys, i0 + r0 + ROWS + offset) if causal else tk
+                for c0 in range(0, dp, COLS):
+                    tile_product(d_s[r0].ctypes.data, tk_pad * FLOAT, FLOAT,
+                                 k_rows[0, c0:].ctypes.data, dp * FLOAT, tile_keys,
+                                 d_q_block[r0, c0:].ctypes.data, dp * FLOAT, 0)
             for r in range(rows):
                 for c in range(d):
-                    block_q[r, c] = q[g, i0 + r, c] * scale
-                    block_d[r, c] = d_out[g, i0 + r, c]
-            for j in range(0, n_keys, TILE):  # scores and d_p (a missing row gives 0)
-                score_tile(block_q.ctypes.data, block_d.ctypes.data, k_t[0, j:].ctypes.data,
-                           v_t[0, j:].ctypes.data, d, 4 * tk_tiles, p[0, j:].ctypes.data,
-                           d_p[0, j:].ctypes.data, 4 * tk_tiles)
-            for r in range(rows):  # softmax of each row over the keys it may see
-                row_keys = i0 + r + offset + 1 if causal else tk
-                softmax_row(p[r], p[r], row_keys)
-                row_dot = zero  # sum_j p_j d_p_j
-                for j in range(row_keys):
-                    row_dot += p[r, j] * d_p[r, j]
-                for j in range(row_keys):
-                    d_p[r, j] = p[r, j] * (d_p[r, j] - row_dot) * scale
-                for j in range(row_keys, n_keys):  # masked: no weight, no gradient
-                    p[r, j] = zero
-                    d_p[r, j] = zero
-            for c in range(d):
-                for r in range(rows):
-                    row_q[r] = q[g, i0 + r, c]
-                    row_d[r] = d_out[g, i0 + r, c]
-                q0, q1, q2, q3 = row_q[0], row_q[1], row_q[2], row_q[3]
-                e0, e1, e2, e3 = row_d[0], row_d[1], row_d[2], row_d[3]
-                a0 = a1 = a2 = a3 = zero
-                for j in range(n_keys):
-                    kj = k_t[c, j]
-                    s0, s1, s2, s3 = d_p[0, j], d_p[1, j], d_p[2, j], d_p[3, j]
-                    a0 += s0 * kj
-                    a1 += s1 * kj
-                    a2 += s2 * kj
-                    a3 += s3 * kj
-                    d_k_t[c, j] += s0 * q0 + s1 * q1 + s2 * q2 + s3 * q3
-                    d_v_t[c, j] += p[0, j] * e0 + p[1, j] * e1 + p[2, j] * e2 + p[3, j] * e3
-                for r, acc in enumerate((a0, a1, a2, a3)):
-                    if r < rows:
-                        d_q[b, h, i0 + r, c] = acc
+                    d_q[b, h, i0 + r, c] = d_q_block[r, c] * scale
+            for j0 in range(0, n_keys, ROWS):  # d_k += d_s^T q_s, d_v += p^T d_out, over rows
+                first = max(0, j0 - offset - i0) if causal else 0  # first row that sees j0..
+                for c0 in range(0, dp, COLS):
+                    tile_product(d_s[first, j0:].ctypes.data, FLOAT, tk_pad * FLOAT,
+                                 q_s[i0 + first, c0:].ctypes.data, dp * FLOAT, rows - first,
+                                 d_k_sum[j0, c0:].ctypes.data, dp * FLOAT, 1)
+                    tile_product(p[first, j0:].ctypes.data, FLOAT, tk_pad * FLOAT,
+                                 e[i0 + first, c0:].ctypes.data, dp * FLOAT, rows - first,
+                                 d_v_sum[j0, c0:].ctypes.data, dp * FLOAT, 1)
         for j in range(tk):
             for c in range(d):
-                d_k[b, h, j, c] = d_k_t[c, j]
-                d_v[b, h, j, c] = d_v_t[c, j]
+                d_k[b, h, j, c] = d_k_sum[j, c]
+                d_v[b, h, j, c] = d_v_sum[j, c]
 
 
 @in_cpu_region
