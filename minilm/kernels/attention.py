@@ -180,7 +180,8 @@ def _attend_block(q_g, kt_g, v_g, tk, qb, causal, out_g):
     row_max = np.full(BLOCK_Q3, -np.inf, np.float32)
     row_sum = np.zeros(BLOCK_Q3, np.float32)
     acc = np.zeros((BLOCK_Q3, dp), np.float32)  # unnormalised output rows
-    s = np.zeros((BLOCK_Q3, BLOCK_K3), np.float32)  # scores, then probabilities
+    s = np.empty((BLOCK_Q3, BLOCK_K3), np.float32)  # scores, then probabilities (tiles write
+    # every entry that a later tile reads, also in the rows past nq)
     key_end = min(tk, i0 + nq + offset) if causal else tk
     for j0 in range(0, key_end, BLOCK_K3):
         nk = min(BLOCK_K3, key_end - j0)
