@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from .checks import FLOAT_DTYPES, float_array, same_dtype
-from .fastexp import FASTMATH, exp_block
+from .fastexp import FASTMATH, exp_block, fast_exp
 from .microkernel import COLS, ROWS, tile_product
 from .softmax import softmax_reference
 
@@ -201,7 +201,7 @@ def _attend_block(q_g, kt_g, v_g, tk, qb, causal, out_g):
             m_new = row_max[a]
             for b in range(n_valid):
                 m_new = max(m_new, s_a[b])
-            correction = np.exp(row_max[a] - m_new)
+            correction = fast_exp(row_max[a] - m_new)  # 0 for the first block (-inf)
             row_sum[a] = row_sum[a] * correction + exp_block(s_a, m_new, s_a, n_valid)
             row_max[a] = m_new
             for b in range(n_valid, nk):

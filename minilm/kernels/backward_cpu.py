@@ -87,8 +87,8 @@ def _attention_backward(q, k, v, d_out, causal, d_q, d_k, d_v):
                 v_t[c, j] = v[g, j, c]
         d_k_sum = np.zeros((tk_pad, dp), np.float32)  # d_k, summed over the query blocks
         d_v_sum = np.zeros((tk_pad, dp), np.float32)
-        p = np.zeros((BLOCK_ROWS, tk_pad), np.float32)  # scores, then weights
-        d_s = np.zeros((BLOCK_ROWS, tk_pad), np.float32)  # d_out . v, then d_scores * sqrt(D)
+        p = np.empty((BLOCK_ROWS, tk_pad), np.float32)  # scores, then weights
+        d_s = np.empty((BLOCK_ROWS, tk_pad), np.float32)  # d_out . v, then d_scores * sqrt(D)
         d_q_block = np.zeros((BLOCK_ROWS, dp), np.float32)
         for i0 in range(0, tq, BLOCK_ROWS):
             rows = min(BLOCK_ROWS, tq - i0)
