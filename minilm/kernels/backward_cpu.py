@@ -88,7 +88,7 @@ def _attention_backward(q, k, v, d_out, causal, d_q, d_k, d_v):
         d_k_sum = np.zeros((tk_pad, dp), np.float32)  # d_k, summed over the query blocks
         d_v_sum = np.zeros((tk_pad, dp), np.float32)
         p = np.empty((BLOCK_ROWS, tk_pad), np.float32)  # scores, then weights
-        d_s = np.empty((BLOCK_ROWS, tk_pad), np.float32)  # d_out . v, then d_scores * sqrt(D)
+        d_s = np.empty((BLOCK_ROWS, tk_pad), np.float32)  # d_out . v, then dL/d(q k^T / sqrt(D))
         d_q_block = np.zeros((BLOCK_ROWS, dp), np.float32)
         for i0 in range(0, tq, BLOCK_ROWS):
             rows = min(BLOCK_ROWS, tq - i0)
