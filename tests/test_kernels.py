@@ -115,3 +115,25 @@ def test_reference_accepts_float64(rng):
 def test_bad_input_gets_a_clear_error(call, error, words):
     with pytest.raises(error, match=words):
         call()
+
+
+def test_fast_exp_accuracy_and_special_values():
+    from numba import njit
+
+    from minilm.kernels.fastexp import EXP_MAX, EXP_MIN, exp_block
+
+    @njit
+    def exps(x):
+        out = np.empty_like(x)
+        return exp_block(x, np.float32(0.0), out, x.shape[0]), out
+
+    x = np.linspace(EXP_MIN, EXP_MAX, 100_003, dtype=np.float32)
+    _, out = exps(x)
+    assert np.max(np.abs(out / np.exp(x.astype(np.float64)) - 1)) < 3e-7  # ~2 ulp of float32
+    x = np.random.default_rng(0).uniform(-5, 5, 1001).astype(np.float32)
+    total, out = exps(x)
+    assert total == pytest.approx(np.exp(x.astype(np.float64)).sum(), rel=1e-5)
+    special = np.array([-np.inf, -100.0, np.nan, 0.0, np.inf], np.float32)
+    _, out = exps(special)
+    assert out[0] == 0.0 and out[1] == 0.0 and np.isnan(out[2]) and out[3] == 1.0
+    assert out[4] == np.float32(np.exp(np.float64(EXP_MAX)))  # clamped, not inf
