@@ -189,7 +189,6 @@ def backward_timings(heads: int = 4, seq_len: int = 256, dim: int = 32, rows: in
     return results
 
 
-
 def step_profile_table(quick: bool = True) -> str:
     """`minilm bench train-parts`: where one training step spends its time, kernel by kernel,
     in the NumPy reference and in the Numba kernels (the minilm-s recipe, or minilm-m with
