@@ -14,11 +14,16 @@ command and the `minilm` commands grade with exactly the same settings:
   `add_missing_cells = True`: test cells that a student edited, deleted or re-labelled are put
   back from the gradebook (hidden tests included), and a deleted setup cell too.
 - `LimitOutput` keeps at most 500 lines of printed output and 100 traceback lines per cell.
+- the kernel runs in a bubblewrap sandbox (`sandbox.SandboxKernelManager`, with `sandbox.Limits`)
+  wherever one can run; `ResilientExecute.notebook_timeout` caps the whole notebook's run time.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 EXECUTE_TIMEOUT = 120  # seconds per cell (first-call Numba compiles on 2 busy cores fit easily)
+NOTEBOOK_TIMEOUT = 600  # seconds for a whole notebook, restarts included (solutions need ~1 min)
 MAX_OUTPUT_LINES = 500  # printed lines kept per cell in the graded notebook (LimitOutput)
 MAX_TRACEBACK_LINES = 100  # traceback lines kept per error
 MAX_OUTPUT_CHARS = 200_000  # output characters received per cell before the rest is dropped
@@ -26,9 +31,13 @@ SOURCE_DIRECTORY = "solutions"  # nbgrader source directory: notebooks with solu
 RELEASE_DIRECTORY = "exercises"  # nbgrader release directory: what students get
 
 
-def configure(c, *, timeout: float | None = None):
+def configure(c, *, timeout: float | None = None, sandbox: bool | None = None, limits=None,
+              notebook_timeout: float | None = None):
     """Fill the nbgrader config object `c` (a traitlets Config) with the course settings and
-    return it. `timeout` overrides `Execute.timeout` (seconds per cell)."""
+    return it. `timeout` overrides `Execute.timeout` (seconds per cell), `notebook_timeout` the
+    budget of a whole notebook. `sandbox`: True runs each kernel in the bubblewrap sandbox
+    (RuntimeError saying why where none can run), False without one, None (the default) in the
+    sandbox wherever one can run. `limits`: a `sandbox.Limits` (default: its defaults)."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.preprocessors import (
         AssignLatePenalties,
@@ -51,6 +60,18 @@ def configure(c, *, timeout: float | None = None):
     c.Execute.timeout = int(timeout if timeout is not None else EXECUTE_TIMEOUT)
     c.Execute.interrupt_on_timeout = True
     c.ResilientExecute.max_output_chars = MAX_OUTPUT_CHARS
+    c.ResilientExecute.notebook_timeout = int(
+        notebook_timeout if notebook_timeout is not None else NOTEBOOK_TIMEOUT)
+    if sandbox is None or sandbox:
+        from .sandbox import sandbox_problem
+
+        problem = sandbox_problem()
+        if problem and sandbox:
+            raise RuntimeError(problem)
+        if not problem:
+            c.Execute.kernel_manager_class = "minilm.grading.sandbox.SandboxKernelManager"
+            if limits is not None:
+                c.SandboxKernelManager.limits = asdict(limits)
     c.OverwriteCells.add_missing_cells = True
     c.LimitOutput.max_lines = MAX_OUTPUT_LINES
     c.LimitOutput.max_traceback = MAX_TRACEBACK_LINES

@@ -22,6 +22,8 @@ Messages for the instructor go to the nbgrader log, prefixed `minilm-grading:`.
 
 from __future__ import annotations
 
+import time
+
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
@@ -55,11 +57,15 @@ class ResilientExecute(Execute):
     max_output_chars = Integer(
         200_000, help="Output characters kept per cell while it runs; the rest is dropped "
                       "(errors are always kept). -1 means no limit.").tag(config=True)
+    notebook_timeout = Integer(
+        600, help="Seconds the whole notebook may run, restarts included; the cells left "
+                  "when it is spent are not run (their tests score 0).").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._replay = []  # sources of the cells to re-run after a restart, in order
         self._lost = None  # why the kernel could not be brought back (then nothing more runs)
         self._chars, self._truncated = 0, False
+        self._deadline = time.monotonic() + self.notebook_timeout
         return super().preprocess(nb, resources, km)
 
     def preprocess_cell(self, cell, resources, index):
@@ -67,14 +73,23 @@ class ResilientExecute(Execute):
             return super().preprocess_cell(cell, resources, index)
         self._chars = 0
         self._truncated = False
+        left = self._deadline - time.monotonic()
+        if left < 1 and not self._lost:
+            self._lost = (f"the notebook used up its {self.notebook_timeout} s budget before "
+                          f"{cell_name(cell, index)}")
+            self.log.warning("%s %s", NOTE, self._lost)
         if self._lost:
             cell.outputs = [error_output("KernelLost", f"not run: {self._lost}")]
             return cell, self.resources
+        cell_timeout = self.timeout
+        self.timeout = int(min(cell_timeout or left, left))  # no cell outlasts the notebook budget
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except (CellTimeoutError, DeadKernelError) as error:
             self._recover(cell, index, error)
             return cell, self.resources
+        finally:
+            self.timeout = cell_timeout
         timeout_name = (self.error_on_timeout or {}).get("ename", "CellTimeoutError")
         timed_out = any(out.get("ename") == timeout_name
                         for out in cell.outputs if out.output_type == "error")
