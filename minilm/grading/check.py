@@ -1,10 +1,13 @@
-"""`minilm check NOTEBOOK`: a student's self-check with the hidden tests.
+"""`minilm check NOTEBOOK`: a student's self-check, with the hidden tests where they are at hand.
 
-It finds the notebook's assignment in the source directory (the repository's `solutions/`, or
-`--source`), makes a temporary course directory, runs nbgrader's `generate_assignment` and
-`autograde` there exactly as the instructor's grading does, and reads the scores back from that
-gradebook: one row per test cell (score / points, and the first line of the error that cost the
-points), then the total. Nothing is written next to the student's notebook.
+It finds the notebook's assignment in a folder of assignments (`course.find_source`): the
+repository's `solutions/`, with the hidden tests; else (a student bundle, a non-editable install,
+`--visible-only`) the release the student got, whose test cells hold the visible tests only, and
+then it says so. It makes a temporary course directory with that assignment as the source, runs
+nbgrader's `generate_assignment` and `autograde` there exactly as the instructor's grading does,
+and reads the scores back from that gradebook: one row per test cell (score / points, and the
+first line of the error that cost the points), then the total. Nothing is written next to the
+student's notebook.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from .course import (
     UnusableNotebook,
     assignment_notebook,
-    default_source,
+    find_source,
     grade_ids,
     identify_assignment,
     read_notebook,
@@ -28,6 +31,7 @@ from .course import (
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STUDENT = "you"  # the student id of the one submission in the temporary course
+VISIBLE_ONLY = "visible tests only: the hidden tests are the instructor's; your grade may differ"
 
 
 @dataclass
@@ -41,6 +45,8 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)  # what the grader had to repair
     error: str = ""  # nbgrader could not grade the file at all
     seconds: float = 0.0
+    source: Path | None = None  # the folder of assignments whose tests ran
+    visible_only: bool = False  # its test cells had no hidden tests (a release)
 
     @property
     def score(self) -> float:
@@ -52,16 +58,19 @@ class CheckResult:
 
 
 def check_notebook(path, source=None, assignment: str | None = None,
-                   timeout: float | None = None) -> CheckResult:
-    """Autograde one notebook with the hidden tests of its assignment. UnusableNotebook when the
-    file cannot be graded (missing, not a notebook, of no assignment)."""
+                   timeout: float | None = None, *, visible_only: bool = False) -> CheckResult:
+    """Autograde one notebook with the tests of its assignment: the hidden ones too when the
+    source holds them, the release's visible ones when it is a release or `visible_only`
+    (`course.find_source`). UnusableNotebook when the file cannot be graded (missing, not a
+    notebook, of no assignment); FileNotFoundError when no source is found."""
     from .release import generate_into, make_course
     from .runner import course_config, db_url, failure_reason, notes, run_nbgrader, scores
 
     started = time.perf_counter()
     path = Path(path)
     nb = read_notebook(path)
-    source = Path(source) if source is not None else default_source()
+    where = find_source(path, source, visible_only)
+    source = where.folder
     if assignment is not None:
         assignment_notebook(source, assignment)  # FileNotFoundError naming the known ones
         how = "given with --assignment"
@@ -79,7 +88,8 @@ def check_notebook(path, source=None, assignment: str | None = None,
         shutil.copyfile(path, submitted / f"{assignment}.ipynb")
         result = run_nbgrader("autograde", root, assignment, STUDENT,
                               config=course_config(root, timeout=timeout))
-        check = CheckResult(path, assignment, how, notes=notes(result.get("log")))
+        check = CheckResult(path, assignment, how, notes=notes(result.get("log")),
+                            source=source, visible_only=not where.hidden)
         found = scores(db_url(root, None), assignment, STUDENT) if result["success"] else None
         if found is None:
             check.error = failure_reason(result)
@@ -129,6 +139,8 @@ def _number(x: float | None) -> str:
 def format_check(check: CheckResult) -> str:
     """The per-test table and total that `minilm check` prints."""
     lines = [f"{check.notebook}: assignment {check.assignment} ({check.how})"]
+    if check.visible_only:
+        lines.append(VISIBLE_ONLY)
     if check.error:
         lines.append(f"could not grade it: {check.error}")
         return "\n".join(lines)
@@ -140,5 +152,6 @@ def format_check(check: CheckResult) -> str:
     lines.append(f"  {'total':<{width}}  {_number(check.score)} / {_number(check.max_score)}")
     for note in check.notes:
         lines.append(f"note: {note}")
-    lines.append(f"(graded with the hidden tests in {check.seconds:.0f} s)")
+    tests = "visible tests" if check.visible_only else "hidden tests"
+    lines.append(f"(graded with the {tests} of {check.source} in {check.seconds:.0f} s)")
     return "\n".join(lines)
