@@ -58,15 +58,23 @@ class CheckResult:
 
 
 def check_notebook(path, source=None, assignment: str | None = None,
-                   timeout: float | None = None, *, visible_only: bool = False) -> CheckResult:
+                   timeout: float | None = None, *, visible_only: bool = False,
+                   isolation=None) -> CheckResult:
     """Autograde one notebook with the tests of its assignment: the hidden ones too when the
     source holds them, the release's visible ones when it is a release or `visible_only`
     (`course.find_source`). UnusableNotebook when the file cannot be graded (missing, not a
-    notebook, of no assignment); FileNotFoundError when no source is found."""
+    notebook, of no assignment); FileNotFoundError when no source is found. `isolation` (a
+    `config.Isolation`; default: the sandbox wherever one can run, else none, with a note)."""
+    from .config import Isolation
     from .release import generate_into, make_course
     from .runner import course_config, db_url, failure_reason, notes, run_nbgrader, scores
+    from .sandbox import sandbox_problem
 
     started = time.perf_counter()
+    isolation = isolation or Isolation()
+    unsandboxed = [] if isolation.sandbox is False or not sandbox_problem() else [
+        "ran without a sandbox (fine for checking your own work; the instructor's grading "
+        f"sandboxes): {sandbox_problem()}"]
     path = Path(path)
     nb = read_notebook(path)
     where = find_source(path, source, visible_only)
@@ -87,8 +95,8 @@ def check_notebook(path, source=None, assignment: str | None = None,
         submitted.mkdir(parents=True)
         shutil.copyfile(path, submitted / f"{assignment}.ipynb")
         result = run_nbgrader("autograde", root, assignment, STUDENT,
-                              config=course_config(root, timeout=timeout))
-        check = CheckResult(path, assignment, how, notes=notes(result.get("log")),
+                              config=course_config(root, timeout=timeout, isolation=isolation))
+        check = CheckResult(path, assignment, how, notes=notes(result.get("log")) + unsandboxed,
                             source=source, visible_only=not where.hidden)
         found = scores(db_url(root, None), assignment, STUDENT) if result["success"] else None
         if found is None:

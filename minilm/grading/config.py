@@ -15,12 +15,15 @@ command and the `minilm` commands grade with exactly the same settings:
   back from the gradebook (hidden tests included), and a deleted setup cell too.
 - `LimitOutput` keeps at most 500 lines of printed output and 100 traceback lines per cell.
 - the kernel runs in a bubblewrap sandbox (`sandbox.SandboxKernelManager`, with `sandbox.Limits`)
-  wherever one can run; `ResilientExecute.notebook_timeout` caps the whole notebook's run time.
+  wherever one can run (`Isolation`); `ResilientExecute.notebook_timeout` caps the whole
+  notebook's run time.
+- feedback (`generate_feedback`) leaves out the hidden tests
+  (`feedback.FeedbackWithoutHiddenTests`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 EXECUTE_TIMEOUT = 120  # seconds per cell (first-call Numba compiles on 2 busy cores fit easily)
 NOTEBOOK_TIMEOUT = 600  # seconds for a whole notebook, restarts included (solutions need ~1 min)
@@ -31,19 +34,51 @@ SOURCE_DIRECTORY = "solutions"  # nbgrader source directory: notebooks with solu
 RELEASE_DIRECTORY = "exercises"  # nbgrader release directory: what students get
 
 
-def configure(c, *, timeout: float | None = None, sandbox: bool | None = None, limits=None,
-              notebook_timeout: float | None = None):
+class SandboxUnavailable(RuntimeError):
+    """A sandbox was asked for where none can run (the message says why and what to do)."""
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How submissions run. `sandbox`: True, each kernel in the bubblewrap sandbox (else
+    SandboxUnavailable); False, without one (`--unsafe`); None, in the sandbox wherever one can
+    run. `limits`: a `sandbox.Limits` (None: its defaults). `notebook_timeout`: seconds for a
+    whole notebook (None: NOTEBOOK_TIMEOUT)."""
+    sandbox: bool | None = None
+    limits: object = None
+    notebook_timeout: float | None = None
+
+    def apply(self, c) -> bool:
+        """Set these on the nbgrader config `c`; whether the kernels will be sandboxed."""
+        if self.notebook_timeout is not None:
+            c.ResilientExecute.notebook_timeout = int(self.notebook_timeout)
+        if self.limits is not None:
+            c.SandboxKernelManager.limits = asdict(self.limits)
+        problem = None
+        if self.sandbox is not False:
+            from .sandbox import sandbox_problem
+
+            problem = sandbox_problem()
+            if problem and self.sandbox:
+                raise SandboxUnavailable(problem)
+        sandboxed = self.sandbox is not False and not problem
+        c.Execute.kernel_manager_class = (
+            "minilm.grading.sandbox.SandboxKernelManager" if sandboxed
+            else "jupyter_client.manager.AsyncKernelManager")
+        return sandboxed
+
+
+def configure(c, *, timeout: float | None = None, isolation: Isolation | None = None):
     """Fill the nbgrader config object `c` (a traitlets Config) with the course settings and
-    return it. `timeout` overrides `Execute.timeout` (seconds per cell), `notebook_timeout` the
-    budget of a whole notebook. `sandbox`: True runs each kernel in the bubblewrap sandbox
-    (RuntimeError saying why where none can run), False without one, None (the default) in the
-    sandbox wherever one can run. `limits`: a `sandbox.Limits` (default: its defaults)."""
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    return it. `timeout` overrides `Execute.timeout` (seconds per cell); `isolation` says how the
+    kernels run (default: sandboxed wherever a sandbox can run)."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import (
         AssignLatePenalties,
         CheckCellMetadata,
         ClearOutput,
         DeduplicateIds,
+        GetGrades,
         IgnorePattern,
         LimitOutput,
         OverwriteKernelspec,
@@ -51,6 +86,7 @@ def configure(c, *, timeout: float | None = None, sandbox: bool | None = None, l
     )
 
     from .execute import ResilientExecute
+    from .feedback import FeedbackWithoutHiddenTests
     from .restore import RestoreCells
 
     c.CourseDirectory.source_directory = SOURCE_DIRECTORY
@@ -60,18 +96,8 @@ def configure(c, *, timeout: float | None = None, sandbox: bool | None = None, l
     c.Execute.timeout = int(timeout if timeout is not None else EXECUTE_TIMEOUT)
     c.Execute.interrupt_on_timeout = True
     c.ResilientExecute.max_output_chars = MAX_OUTPUT_CHARS
-    c.ResilientExecute.notebook_timeout = int(
-        notebook_timeout if notebook_timeout is not None else NOTEBOOK_TIMEOUT)
-    if sandbox is None or sandbox:
-        from .sandbox import sandbox_problem
-
-        problem = sandbox_problem()
-        if problem and sandbox:
-            raise RuntimeError(problem)
-        if not problem:
-            c.Execute.kernel_manager_class = "minilm.grading.sandbox.SandboxKernelManager"
-            if limits is not None:
-                c.SandboxKernelManager.limits = asdict(limits)
+    c.ResilientExecute.notebook_timeout = NOTEBOOK_TIMEOUT
+    (isolation or Isolation()).apply(c)
     c.OverwriteCells.add_missing_cells = True
     c.LimitOutput.max_lines = MAX_OUTPUT_LINES
     c.LimitOutput.max_traceback = MAX_TRACEBACK_LINES
@@ -82,6 +108,9 @@ def configure(c, *, timeout: float | None = None, sandbox: bool | None = None, l
     c.Autograde.autograde_preprocessors = [
         ResilientExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
         AssignLatePenalties, CheckCellMetadata]
+    # nbgrader's list (0.9.6), with the hidden tests taken out
+    c.GenerateFeedback.preprocessors = [
+        GetGrades, FeedbackWithoutHiddenTests, CSSHTMLHeaderPreprocessor]
     return c
 
 

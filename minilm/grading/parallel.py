@@ -7,24 +7,40 @@ write to the one SQLite gradebook: nbgrader commits after every few rows, and ea
 waits up to `SQLITE_BUSY_TIMEOUT` s for another's lock instead of failing (measured: no lost
 or doubled rows, `PRAGMA integrity_check` ok).
 
-Each student gets one line, a score or a clear error; nothing one student submits can stop the
-others (a worker process that dies is replaced and its students are graded again, one by one).
-The lines also go to `reports/ASSIGNMENT.csv`, and nbgrader's log of each student to
-`reports/ASSIGNMENT/STUDENT.log`.
+Each student gets one line, a score or a clear error, as soon as they are graded; nothing one
+student submits can stop the others. A worker process that dies (a crash, or killed: out of
+memory, say) ends its pool: the students it had in hand are graded again, alone, with a note
+(one whose grading dies again gets an ERROR line), and the others go on in a new pool.
+
+Results are committed per student as they come: a record `reports/ASSIGNMENT/STUDENT.json` (with
+the sha256 of the submitted notebook and of the assignment's source notebook) beside nbgrader's log
+`STUDENT.log`, and the student's row in `reports/ASSIGNMENT.csv` (every student once), so a run
+that is killed loses nothing already graded. A rerun keeps the records whose two notebooks are
+unchanged (and whose score the gradebook still has) and grades the others; `fresh` regrades
+everyone. Ctrl-C or SIGTERM stops the workers (each shuts its student's kernel down first).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
+import json
+import os
+import signal
 import sqlite3
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
+from dataclasses import asdict, dataclass, field, fields
+from multiprocessing import active_children, get_context
 from pathlib import Path
 
-from .course import UnusableNotebook, identify_assignment, read_notebook
+from .course import UnusableNotebook, assignment_notebook, identify_assignment, read_notebook
+
+STOP_GRACE = 30  # seconds a stopped worker has to shut its kernel down before it is killed
+CRASHED = "the grading process died (crash); regraded alone: "  # start of the note
+CSV_COLUMNS = ["student", "status", "score", "max_score", "seconds", "error", "notes"]
 
 
 @dataclass
@@ -37,28 +53,33 @@ class StudentResult:
     error: str = ""
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    kept: bool = False  # read from an earlier run's record, not graded again
 
     def line(self) -> str:
         if self.status == "graded":
             text = f"{self.student}: {self.score:g} / {self.max_score:g}"
         else:
             text = f"{self.student}: ERROR {self.error}"
+        text += " (kept from an earlier run)" if self.kept else ""
         return text + "".join(f"\n    note: {note}" for note in self.notes)
 
 
+def submitted_notebook(root: Path, assignment: str, student: str) -> Path:
+    return Path(root) / "submitted" / student / assignment / f"{assignment}.ipynb"
+
+
 def grade_student(root: str, assignment: str, student: str, timeout: float | None,
-                  url: str, source: str) -> StudentResult:
+                  url: str, source: str, isolation=None) -> StudentResult:
     """Autograde one submission (runs in a worker process) and read its score back."""
     from .runner import course_config, failure_reason, notes, run_nbgrader, scores
 
     started = time.perf_counter()
     root_path = Path(root)
-    folder = root_path / "submitted" / student / assignment
-    path = folder / f"{assignment}.ipynb"
+    path = submitted_notebook(root_path, assignment, student)
     problem, found_notes = "", []
     if not path.is_file():
-        others = sorted(p.name for p in folder.glob("*.ipynb"))
-        problem = (f"no {assignment}.ipynb in {folder}"
+        others = sorted(p.name for p in path.parent.glob("*.ipynb"))
+        problem = (f"no {assignment}.ipynb in {path.parent}"
                    + (f" (found {', '.join(others)}: rename it)" if others else ""))
     else:
         try:
@@ -67,10 +88,10 @@ def grade_student(root: str, assignment: str, student: str, timeout: float | Non
                 found_notes.append(f"this is not a notebook of {assignment}: {match.reason}")
         except UnusableNotebook as error:
             problem = str(error).replace(f"{path}: ", f"{path.relative_to(root_path)}: ")
-    config = course_config(root_path, timeout=timeout, url=url)
+    config = course_config(root_path, timeout=timeout, url=url, isolation=isolation)
     # run even for an unusable file: nbgrader then records the submission in the gradebook
     result = run_nbgrader("autograde", root_path, assignment, student, config=config)
-    log_file = root_path / "reports" / assignment / f"{student}.log"
+    log_file = student_report(root_path, assignment, student, ".log")
     log_file.parent.mkdir(parents=True, exist_ok=True)
     log_file.write_text((result.get("log") or "") + (result.get("error") or ""), encoding="utf-8")
     found = scores(url, assignment, student) if result["success"] and not problem else None
@@ -93,14 +114,18 @@ class GradingReport:
 
     @property
     def per_minute(self) -> float:
-        return 60 * len(self.results) / self.seconds if self.seconds else 0.0
+        """Submissions graded per minute in this run (the kept ones not counted)."""
+        done = sum(not r.kept for r in self.results)
+        return 60 * done / self.seconds if self.seconds else 0.0
 
     def summary(self) -> str:
         graded = sum(r.status == "graded" for r in self.results)
         failed = len(self.results) - graded
+        kept = sum(r.kept for r in self.results)
         return (f"{len(self.results)} submissions of {self.assignment} in {self.seconds:.0f} s "
                 f"with {self.workers} worker{'s' * (self.workers != 1)}: "
                 f"{self.per_minute:.1f} submissions/minute; {graded} graded"
+                + (f" ({kept} kept from an earlier run)" if kept else "")
                 + (f", {failed} could not be graded (the ERROR lines)" if failed else ""))
 
 
@@ -134,8 +159,15 @@ def ensure_generated(root: Path, assignment: str, config, url: str, log=print) -
 
 
 def grade_assignment(root, assignment: str, workers: int = 1, timeout: float | None = None,
-                     students=None, log=print) -> GradingReport:
-    """Autograde every submission of `assignment` in course `root` with `workers` processes."""
+                     students=None, log=print, fresh: bool = False,
+                     isolation=None) -> GradingReport:
+    """Autograde every submission of `assignment` in course `root` with `workers` processes,
+    committing each student's result as it comes. Students with a valid record of an earlier run
+    are kept, unless `fresh`. KeyboardInterrupt (also for SIGTERM, see `minilm grade`) stops the
+    workers, says what was graded, and is raised again. `isolation` (a `config.Isolation`, default
+    the course config's: sandboxed wherever possible) says how the kernels run;
+    `config.SandboxUnavailable` before anything is graded when it asks for a sandbox that cannot
+    run here."""
     from .runner import course_config, gradebook_url
 
     root = Path(root).resolve()
@@ -143,65 +175,206 @@ def grade_assignment(root, assignment: str, workers: int = 1, timeout: float | N
         raise ValueError(f"workers must be >= 1, got {workers}")
     if not root.is_dir():
         raise FileNotFoundError(f"course directory {root} does not exist")
-    config = course_config(root)
+    config = course_config(root, isolation=isolation)
     url = gradebook_url(root, config)
     config.CourseDirectory.db_url = url
     source = ensure_generated(root, assignment, config, url, log)
     students = list(students) if students is not None else students_of(root, assignment)
     if not students:
         raise FileNotFoundError(f"no submissions: no {root}/submitted/*/{assignment}/ folders")
-    args = (str(root), assignment)
+    source_sha256 = file_sha256(assignment_notebook(source, assignment))
+    fingerprints = {student: {"sha256": file_sha256(submitted_notebook(root, assignment, student)),
+                              "source_sha256": source_sha256} for student in students}
+    if fresh:
+        for student in students:
+            student_report(root, assignment, student, ".json").unlink(missing_ok=True)
+    results = kept_results(root, url, assignment, fingerprints)
+    table = root / "reports" / f"{assignment}.csv"
+    write_csv(table, sorted(results.values(), key=lambda r: r.student))
+    for student in sorted(results):
+        log(results[student].line())
+
+    def finished(result: StudentResult, note: str = "") -> None:
+        result.notes[:0] = [note] if note else []
+        results[result.student] = result
+        write_record(student_report(root, assignment, result.student, ".json"), result,
+                     fingerprints[result.student])
+        write_csv(table, sorted(results.values(), key=lambda r: r.student))
+        log(result.line())
+
+    def grading(student):
+        return str(root), assignment, student, timeout, url, str(source), isolation
+
     started = time.perf_counter()
-    results = _run_pool(args, students, workers, timeout, url, str(source), log)
-    crashed = [r.student for r in results if r.status == "crashed"]
-    results = [r for r in results if r.status != "crashed"]
-    for student in crashed:  # again, alone, so that one bad submission cannot take others along
-        (again,) = _run_pool(args, [student], 1, timeout, url, str(source), log)
-        if again.status == "crashed":
-            again.status = "error"
-        results.append(again)
+    try:
+        crashed = _grade_in_pools([s for s in students if s not in results], workers, grading,
+                                  finished)
+        for student in crashed:  # again, alone, so that one bad submission cannot take others along
+            if _grade_in_pools([student], 1, grading,
+                               lambda result: finished(result, CRASHED + "this time it finished")):
+                finished(StudentResult(student, "error", error="the grading process died (crash), "
+                                       "also when graded alone"), CRASHED + "it died again")
+    except KeyboardInterrupt:
+        kept = sum(r.kept for r in results.values())
+        log(f"interrupted: {len(results)} of {len(students)} students have their result in {table}"
+            + (f" ({kept} kept from an earlier run)" if kept else "")
+            + f"; run the same `minilm grade` command again to grade the other "
+              f"{len(students) - len(results)} (it keeps these; --fresh regrades everyone)")
+        raise
     seconds = time.perf_counter() - started
-    results.sort(key=lambda r: r.student)
-    report = GradingReport(assignment, workers, results, seconds,
-                           check_gradebook(url, assignment, results))
-    write_csv(root / "reports" / f"{assignment}.csv", results)
-    return report
+    ordered = sorted(results.values(), key=lambda r: r.student)
+    return GradingReport(assignment, workers, ordered, seconds,
+                         check_gradebook(url, assignment, ordered))
 
 
-def _run_pool(args, students, workers, timeout, url, source, log) -> list[StudentResult]:
-    results = []
-    with ProcessPoolExecutor(min(workers, len(students)), mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(grade_student, *args, student, timeout, url, source): student
-                   for student in students}
-        for future in as_completed(futures):
-            student = futures[future]
-            try:
-                result = future.result()
-            except BrokenProcessPool:
-                result = StudentResult(student, "crashed", error="the grading process died")
-            except Exception as error:  # a bug in grading this one student: record it, go on
-                result = StudentResult(student, "error", error=f"{type(error).__name__}: {error}")
-            if result.status != "crashed":
-                log(result.line())
-            results.append(result)
-    return results
+def _grade_in_pools(students, workers: int, grading, finished) -> list[str]:
+    """Grade `students` in `workers` processes, one student per worker at a time, and call
+    `finished(result)` for each as it is done. Returns the students whose worker died while it
+    had them: that ends the pool, and the students not started yet go on in a new one."""
+    waiting, crashed = list(students), []
+    while waiting:
+        before = set(active_children())
+        pool = ProcessPoolExecutor(min(workers, len(waiting)), mp_context=get_context("spawn"),
+                                   initializer=signal.signal,
+                                   initargs=(signal.SIGINT, signal.SIG_IGN))  # see _grade_in_worker
+        running, broken = {}, False
+        try:
+            while running or (waiting and not broken):
+                while waiting and not broken and len(running) < workers:
+                    try:
+                        running[pool.submit(_grade_in_worker, *grading(waiting[0]))] = waiting[0]
+                        waiting.pop(0)
+                    except BrokenProcessPool:
+                        broken = True
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    student = running.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        crashed.append(student)
+                        broken = True
+                        continue
+                    except Exception as error:  # a bug in grading this one student: record it
+                        result = StudentResult(student, "error",
+                                               error=f"{type(error).__name__}: {error}")
+                    finished(result)
+        except KeyboardInterrupt:
+            _stop(pool, set(active_children()) - before)
+            raise
+        finally:
+            pool.shutdown(cancel_futures=True)
+    return crashed
+
+
+def _grade_in_worker(*args) -> StudentResult:
+    """`grade_student` in a pool worker. SIGINT or SIGTERM (the grading is being stopped)
+    interrupts it, so that nbgrader and nbclient shut the student's kernel down, and then ends
+    the worker (its pool counts that as a crash). An idle worker ignores SIGINT (a Ctrl-C reaches
+    every process of the terminal) and dies of SIGTERM."""
+    received = []
+
+    def interrupt(number, frame):
+        if not received:  # a second signal must not break off the kernel's shutdown
+            received.append(number)
+            raise KeyboardInterrupt
+
+    before = {number: signal.signal(number, interrupt)
+              for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return grade_student(*args)
+    finally:
+        if received:
+            os._exit(128 + received[0])
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
+def _stop(pool: ProcessPoolExecutor, workers) -> None:
+    """Stop a pool now: no new students; each worker gets SIGTERM (it shuts its kernel down and
+    ends) and is killed if it is still there after STOP_GRACE s."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.terminate()
+    deadline = time.monotonic() + STOP_GRACE
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            worker.kill()
+
+
+# -- the record of each student ------------------------------------------------------------------
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes; "" when there is no such file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def student_report(root: Path, assignment: str, student: str, suffix: str) -> Path:
+    """reports/ASSIGNMENT/STUDENT.json (the record), STUDENT.log (nbgrader's log)."""
+    return Path(root) / "reports" / assignment / f"{student}{suffix}"
+
+
+def write_record(path: Path, result: StudentResult, fingerprint: dict) -> None:
+    """Commit one student's result, with the `fingerprint` of what was graded (sha256s)."""
+    record = {key: value for key, value in asdict(result).items() if key != "kept"}
+    _write_atomically(path, json.dumps({**record, **fingerprint}, indent=1))
+
+
+def read_record(path: Path, fingerprint: dict) -> StudentResult | None:
+    """The result recorded at `path` when its fingerprint is `fingerprint` (the same notebooks
+    were graded), marked kept; None when there is none, it is damaged, or it is stale."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if any(record.get(key) != value for key, value in fingerprint.items()):
+            return None
+        return StudentResult(**{item.name: record[item.name] for item in fields(StudentResult)
+                                if item.name != "kept"}, kept=True)
+    except (OSError, ValueError, KeyError, TypeError):  # no record, or not one of ours
+        return None
+
+
+def kept_results(root: Path, url: str, assignment: str, fingerprints: dict) -> dict:
+    """{student: result} of the earlier runs that still hold: a record with the same fingerprint
+    and, for a score, that score in the gradebook (exactly once)."""
+    in_gradebook = gradebook_scores(url, assignment)
+    kept = {}
+    for student, fingerprint in fingerprints.items():
+        result = read_record(student_report(root, assignment, student, ".json"), fingerprint)
+        if result and (result.status != "graded" or in_gradebook.get(student) == [result.score]):
+            kept[student] = result
+    return kept
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `path` so that a reader (or a killed run) finds the old or the new file, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def gradebook_scores(url: str, assignment: str) -> dict[str, list[float]]:
+    """{student: the score of each of their submissions} of `assignment` in the gradebook."""
+    from nbgrader.api import Gradebook
+
+    found = {}
+    with Gradebook(url) as gradebook:
+        for submission in gradebook.assignment_submissions(assignment):
+            found.setdefault(submission.student_id, []).append(submission.score)
+    return found
 
 
 def check_gradebook(url: str, assignment: str, results) -> list[str]:
     """What is wrong with the gradebook after grading: SQLite's integrity check, and every
     graded student there exactly once with the score that was reported."""
-    from nbgrader.api import Gradebook
-
     problems = []
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url[len("sqlite:///"):].split("?")[0]) as db:
             verdict = db.execute("PRAGMA integrity_check").fetchone()[0]
         if verdict != "ok":
             problems.append(f"PRAGMA integrity_check: {verdict}")
-    with Gradebook(url) as gradebook:
-        found = {}
-        for submission in gradebook.assignment_submissions(assignment):
-            found.setdefault(submission.student_id, []).append(submission.score)
+    found = gradebook_scores(url, assignment)
     for result in results:
         if result.status != "graded":
             continue
@@ -215,13 +388,13 @@ def check_gradebook(url: str, assignment: str, results) -> list[str]:
 
 
 def write_csv(path: Path, results) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, ["student", "status", "score", "max_score", "seconds",
-                                    "error", "notes"])
-        writer.writeheader()
-        for result in results:
-            row = asdict(result)
-            row["notes"] = "; ".join(result.notes)
-            row["seconds"] = f"{result.seconds:.1f}"
-            writer.writerow(row)
+    """The table of `results`, one row per student (written whole: see _write_atomically)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, CSV_COLUMNS)
+    writer.writeheader()
+    for result in results:
+        row = {column: getattr(result, column) for column in CSV_COLUMNS}
+        row["notes"] = "; ".join(result.notes)
+        row["seconds"] = f"{result.seconds:.1f}"
+        writer.writerow(row)
+    _write_atomically(path, text.getvalue())

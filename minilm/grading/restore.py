@@ -14,7 +14,16 @@ gaps that remain are closed here:
 - a deleted setup cell (locked code, not graded) is re-added too, so the tests can still run;
 - a cell with an id the assignment does not have (another assignment's notebook) loses its nbgrader
   metadata and runs as a plain cell: nbgrader drops only the id and keeps the flags, which then
-  fail its metadata check and the whole submission.
+  fail its metadata check and the whole submission;
+- a grade id that two cells carry (a student copied a test cell): nbgrader's `DeduplicateIds`, the
+  step before this one, keeps the last of them and empties the nbgrader metadata of the others,
+  which then fails the metadata check and the whole submission. Those copies lose the metadata
+  and run as plain cells; the cell that kept the id is put in its place by the next point;
+- a test cell out of the source's order (dragged above its solution, so it ran before the function
+  existed, or below the next exercise) goes back right below the last source cell of its exercise.
+
+A notebook of format 3 or older is converted to format 4 when nbgrader reads it (nbformat's
+converter, in nbconvert's reader); it gets a note.
 
 nbgrader's "checksum has changed" warning fires for every test cell with hidden tests (the released
 cell never matched the source's checksum), so it tells nothing; it is replaced by a
@@ -24,6 +33,7 @@ cell never matched the source's checksum), so it tells nothing; it is replaced b
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader.api import MissingEntry
@@ -52,26 +62,85 @@ def _grade_id(cell):
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
+@dataclass
+class SourceLayout:
+    """The assignment's notebook as the gradebook has it."""
+    cells: list  # its source cells in notebook order (gradebook rows: read while it is open)
+    order: list[str]  # their grade ids
+    points: dict[str, float]  # {grade id: points} of the graded cells
+    solutions: set[str]  # grade ids of the solution cells
+
+    def exercise_of(self, test: str) -> list[str]:
+        """The source cells between the previous test cell and test cell `test`: its task and
+        solution (for the first test, the intro and setup too), in order."""
+        position = self.order.index(test)
+        start = max((i + 1 for i, name in enumerate(self.order[:position])
+                     if self.is_test(name)), default=0)
+        return self.order[start:position]
+
+    def is_test(self, name: str) -> bool:
+        return name in self.points and name not in self.solutions
+
+
 class RestoreCells(OverwriteCells):
     """OverwriteCells that restores test cells whatever the student did to them."""
 
     def preprocess(self, nb, resources):
         self._layout = None
         self._unknown = []
+        if nb.metadata.get("orig_nbformat", 4) < 4:
+            self.log.warning("%s converted from notebook format %s to 4 (nbformat's converter)",
+                             NOTE, nb.metadata.orig_nbformat)
+        self._drop_duplicate_metadata(nb)
         nb, resources = super().preprocess(nb, resources)
         if self._unknown:
             self.log.warning("%s cells with ids this assignment does not have ran as plain cells: "
                              "%s", NOTE, ", ".join(self._unknown))
+        self._put_tests_in_order(nb)
         return nb, resources
 
-    def _source_layout(self):
-        """(source cells in notebook order, {grade id: points}, solution ids) of the source."""
+    def _source_layout(self) -> SourceLayout:
+        """The source notebook (read from the gradebook on first use, which must be open)."""
         if self._layout is None:
             source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
-            self._layout = (list(source_nb.source_cells),
-                            {cell.name: cell.max_score for cell in source_nb.grade_cells},
-                            {cell.name for cell in source_nb.solution_cells})
+            cells = list(source_nb.source_cells)
+            self._layout = SourceLayout(
+                cells, [cell.name for cell in cells],
+                {cell.name: cell.max_score for cell in source_nb.grade_cells},
+                {cell.name for cell in source_nb.solution_cells})
         return self._layout
+
+    def _drop_duplicate_metadata(self, nb) -> None:
+        """Cells whose nbgrader metadata DeduplicateIds emptied (copies of a cell whose grade id
+        a later cell kept) run as plain cells; nbgrader's metadata check fails on them."""
+        kept = {cell.source.strip(): _grade_id(cell) for cell in nb.cells if _grade_id(cell)}
+        for index, cell in enumerate(nb.cells):
+            if "nbgrader" in cell.metadata and not cell.metadata.nbgrader:
+                del cell.metadata["nbgrader"]
+                self.log.warning("%s %s was in the notebook more than once: the one in cell %d "
+                                 "ran as a plain cell", NOTE,
+                                 kept.get(cell.source.strip(), "a grade id"), index + 1)
+
+    def _put_tests_in_order(self, nb) -> None:
+        """Test cells above a source cell of their exercise, or below the source cell that
+        follows them, go right below the last source cell of their exercise."""
+        if self._layout is None:  # no cell of this assignment in the notebook: nothing to order
+            return
+        layout = self._layout
+        for test in filter(layout.is_test, layout.order):
+            where = {_grade_id(cell): i for i, cell in enumerate(nb.cells) if _grade_id(cell)}
+            own = [name for name in layout.exercise_of(test) if name in where]
+            following = layout.order[layout.order.index(test) + 1:]
+            after = next((where[name] for name in following if name in where), len(nb.cells))
+            if test not in where or not own:
+                continue
+            here, anchor = where[test], max(own, key=where.get)
+            target = where[anchor] if here < where[anchor] else where[anchor] + 1
+            if where[anchor] < here < after or target == here:
+                continue
+            nb.cells.insert(target, nb.cells.pop(here))
+            self.log.warning("%s moved %s back below %s%s", NOTE, test,
+                             "its solution " if anchor in layout.solutions else "", anchor)
 
     def preprocess_cell(self, cell, resources, cell_index):
         grade_id = _grade_id(cell)
@@ -91,7 +160,8 @@ class RestoreCells(OverwriteCells):
         return super().preprocess_cell(cell, resources, cell_index)
 
     def _restore_flags(self, cell, grade_id: str, source) -> None:
-        _, points, solutions = self._source_layout()
+        layout = self._source_layout()
+        points, solutions = layout.points, layout.solutions
         meta = cell.metadata.nbgrader
         wanted = {"grade": grade_id in points, "solution": grade_id in solutions,
                   "locked": bool(source.locked)}
@@ -108,8 +178,9 @@ class RestoreCells(OverwriteCells):
             super().report_change(name, attr, old, new)
 
     def add_missing_grade_cells(self, nb, resources):
-        source_cells, points, solutions = self._source_layout()
-        order = [cell.name for cell in source_cells]
+        layout = self._source_layout()
+        source_cells, order, points, solutions = (layout.cells, layout.order, layout.points,
+                                                  layout.solutions)
         present = {_grade_id(cell) for cell in nb.cells} - {None}
         for position, source in enumerate(source_cells):
             if source.name in present:

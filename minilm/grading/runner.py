@@ -40,9 +40,11 @@ def gradebook_url(root: Path, config) -> str:
     return with_busy_timeout(configured) if configured else db_url(root)
 
 
-def course_config(root: Path, timeout: float | None = None, url: str | None = None):
+def course_config(root: Path, timeout: float | None = None, url: str | None = None,
+                  isolation=None):
     """The nbgrader config of course directory `root`: its `nbgrader_config.py` when it has one
-    (loaded the way nbgrader loads it), else the course settings; then the overrides."""
+    (loaded the way nbgrader loads it), else the course settings; then the overrides (`isolation`:
+    a `config.Isolation`)."""
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
@@ -58,6 +60,8 @@ def course_config(root: Path, timeout: float | None = None, url: str | None = No
         config.Execute.timeout = int(timeout)
     if url is not None:
         config.CourseDirectory.db_url = url
+    if isolation is not None:
+        isolation.apply(config)
     return config
 
 
@@ -90,7 +94,7 @@ def run_nbgrader(command: str, root: Path, assignment: str, student: str | None 
     elif command == "autograde":
         app.create_student = True
     if command == "generate_feedback":
-        app.update_config(_feedback_template())
+        app.update_config(_feedback_config())
     with warnings.catch_warnings():  # nbgrader's SQLAlchemy use warns on every submission
         warnings.simplefilter("ignore", category=_sqlalchemy_warning())
         return capture_log(app)
@@ -102,7 +106,7 @@ def _sqlalchemy_warning():
     return SAWarning
 
 
-def _feedback_template():
+def _feedback_config():
     from traitlets.config import Config
 
     config = Config()
