@@ -25,11 +25,16 @@ from test_grading import FIXTURES, TIMEOUT, _body, _cell, solution, write_submis
 
 from minilm.grading.sandbox import sandbox_problem
 
-pytestmark = pytest.mark.skipif(sandbox_problem() is not None,
+REQUIRED = bool(os.environ.get("MINILM_REQUIRE_SANDBOX"))  # set by .ci/run: CI must sandbox
+pytestmark = pytest.mark.skipif(sandbox_problem() is not None and not REQUIRED,
                                 reason=f"no grading sandbox here: {sandbox_problem()}")
 
 HONEST = {"solved": 7, "partial": 6}  # classmates graded first
 MARKER = 48611  # a number that appears in the command line of processes the attackers leave
+
+
+def test_the_sandbox_runs_here():
+    assert sandbox_problem() is None, sandbox_problem()
 
 
 def attacks(root: Path, port: int) -> dict[str, str]:

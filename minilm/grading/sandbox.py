@@ -210,9 +210,31 @@ def _read_json(fd: int) -> dict:
                 raise RuntimeError(f"bubblewrap said nothing about its sandbox: {data!r}") from None
 
 
+def _die_with_parent() -> None:
+    """End this launcher (and with it the sandbox: `--die-with-parent`) when the grader that
+    started it dies, even by SIGKILL."""
+    import ctypes
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the call
+        os._exit(1)
+
+
+def _keep_tail(stream, tail: list, limit: int = 4096) -> None:
+    """Read `stream` to its end keeping only its last `limit` bytes in `tail[0]`."""
+    for chunk in iter(lambda: stream.read1(limit), b""):
+        tail[0] = (tail[0] + chunk)[-limit:]
+
+
 def launch(argv: list[str]) -> int:
     """`python -m minilm.grading.sandbox launch ...`: run a kernel command in a sandbox, point
-    the socket link at it, and wait (killing it all after the wall-time budget)."""
+    the socket link at it, and wait (killing it all after the wall-time budget). The kernel's
+    own stdout and stderr (not the notebook's output, which goes over its sockets) are not passed
+    on: the last 4 KiB of stderr are shown when the sandbox fails."""
+    import threading
+
+    _die_with_parent()
     parser = argparse.ArgumentParser(prog="python -m minilm.grading.sandbox launch")
     parser.add_argument("--socket-dir", required=True, type=Path)
     parser.add_argument("--connection-file", required=True)
@@ -236,25 +258,39 @@ def launch(argv: list[str]) -> int:
         "--ro-bind-data", str(data_read), INSIDE_CONNECTION_FILE, "--"] + command
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts reach the kernel as messages
     process = subprocess.Popen(argv_, pass_fds=(info_write, data_read),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                preexec_fn=_limit_resources(limits))
     os.close(info_write)
     os.close(data_read)
     signal.signal(signal.SIGTERM, lambda *_: process.kill())
+    tail = [b""]
+    reader = threading.Thread(target=_keep_tail, args=(process.stderr, tail), daemon=True)
+    reader.start()
     try:
         pid = _read_json(info_read)["child-pid"]
         temporary = link.with_name(link.name + ".new")
         temporary.unlink(missing_ok=True)
         temporary.symlink_to(f"/proc/{pid}/root{link}")
         os.replace(temporary, link)
-        return process.wait(timeout=limits.wall_seconds)
+        code = process.wait(timeout=limits.wall_seconds)
     except subprocess.TimeoutExpired:
         print(f"minilm sandbox: killed after its {limits.wall_seconds:g} s budget",
               file=sys.stderr)
         return 124
+    except RuntimeError as error:  # bubblewrap did not start: say why
+        process.wait()
+        reader.join(5)
+        print(f"minilm sandbox: {error}\n{tail[0].decode(errors='replace')}", file=sys.stderr)
+        return 1
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+    if code not in (0, -signal.SIGKILL, -signal.SIGTERM):
+        reader.join(5)
+        print(f"minilm sandbox: the kernel ended with code {code}; its last words:\n"
+              f"{tail[0].decode(errors='replace')}", file=sys.stderr)
+    return code
 
 
 # -- the kernel manager (in the grader) ------------------------------------------------------------
