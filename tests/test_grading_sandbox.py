@@ -76,7 +76,9 @@ def test_unsafe_grades_without_the_sandbox_and_the_attack_then_works(tmp_path):
     steal = (f"import json\nfor cell in json.load(open({str(root / 'solutions/tiny/tiny.ipynb')!r})"
              ")['cells']:\n    if 'def ' in ''.join(cell['source']):\n"
              "        exec(''.join(cell['source']), globals())\n")
-    nb.cells.insert(2, nbformat.v4.new_code_cell(steal))
+    for cell in nb.cells:  # after each exercise's stub: the solutions, read from solutions/
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source += "\n" + steal
     write_submission(root, "tiny", "thief", nb)
     scores = {}
     for isolation in (Isolation(sandbox=False), Isolation(sandbox=True)):
