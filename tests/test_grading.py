@@ -27,12 +27,15 @@ from minilm.grading.course import (
     list_assignments,
     read_notebook,
 )
+from minilm.grading.sandbox import sandbox_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "grading"
 TINY = FIXTURES / "tiny" / "tiny.ipynb"
 TIMEOUT = 20  # seconds per cell in these tests: far above what a fixture cell needs
 REAL = "ch01_numba"  # the real assignment of the instructor workflow
+# `minilm grade` refuses where no sandbox can run: there the tests grade with --unsafe
+SANDBOX_FLAGS = [] if sandbox_problem() is None else ["--unsafe"]
 
 
 # -- building submissions -------------------------------------------------------------------------
@@ -355,7 +358,7 @@ def test_grade_command_end_to_end(tiny_course, tmp_path):
         write_submission(course, "tiny", student, nb)
     env = {**os.environ}
     result = subprocess.run([sys.executable, "-m", "minilm", "grade", "tiny", "--workers", "2",
-                             "--course", str(course), "--timeout", str(TIMEOUT)],
+                             "--course", str(course), "--timeout", str(TIMEOUT), *SANDBOX_FLAGS],
                             capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "s1: 7 / 7" in result.stdout and "s2: 0 / 7" in result.stdout

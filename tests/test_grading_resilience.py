@@ -24,7 +24,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_grading import FIXTURES, TIMEOUT, _body, _cell, solution, write_submission
+from test_grading import (
+    FIXTURES,
+    SANDBOX_FLAGS,
+    TIMEOUT,
+    _body,
+    _cell,
+    solution,
+    write_submission,
+)
 
 from minilm.grading.course import read_notebook
 
@@ -249,8 +257,8 @@ def minilm_grade(root: Path, stop_after: str = "", how=None):
     `stop_after`, call `how(pid)`. (exit code, stdout and stderr, its session id)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "minilm", "grade", "tiny", "--course", str(root),
-         "--timeout", str(TIMEOUT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
+         "--timeout", str(TIMEOUT), *SANDBOX_FLAGS], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True)
     out = []
     for line in process.stdout:
         out.append(line)
