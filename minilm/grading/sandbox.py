@@ -122,8 +122,8 @@ def visible_paths() -> list[Path]:
     candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
                   *site.getsitepackages(), site.getusersitepackages(),
                   Path(minilm.__file__).parent]
-    found = []
-    for path in sorted({Path(p).resolve() for p in candidates}, key=lambda p: len(p.parts)):
+    found = []  # as Python names them (a venv's bin/python is found by that name), not resolved
+    for path in sorted({Path(p).absolute() for p in candidates}, key=lambda p: len(p.parts)):
         if path.is_dir() and not any(path.is_relative_to(outer) for outer in found):
             found.append(path)
     return found
@@ -329,7 +329,8 @@ def _kernel_manager_class():
 
         def _hidden(self) -> list[Path]:
             course = self.config.get("CourseDirectory", {}).get("root") or os.getcwd()
-            return sorted({Path(path).resolve() for path in [course, *self.hidden]})
+            paths = [Path(path).absolute() for path in [course, *self.hidden]]
+            return sorted({*paths, *(path.resolve() for path in paths)})
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart)
