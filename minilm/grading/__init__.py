@@ -11,6 +11,7 @@
     release   exercises/ generated from solutions/ (and checked)
     check     `minilm check NOTEBOOK`: a student's self-check
     parallel  `minilm grade ASSIGNMENT --workers N`: a whole class, in parallel, resumable
+    records   each student's result, its record (for resuming) and the class CSV
     bundle    `minilm bundle --out DIR`: the course for students, without the solutions
     cli       the `check`, `grade`, `exercises` and `bundle` subcommands
     notebook_tools  what the exercise notebooks' test cells share (parallel_loops, speed_ratio)
