@@ -7,8 +7,11 @@ first the honest classmates, then the attackers; everything the first run left (
 directory, the classmates' gradebook rows, the installed library) must be exactly the same after
 the attackers' run, apart from the attackers' own results.
 
-Attacks that only scoring outside the student's process can stop (patched asserts, patched
-references, IPython hooks) are marked xfail(strict=True) until that lands: they pass today.
+Attacks on the test cells themselves (patched asserts, patched references, IPython hooks) are
+stopped by scoring outside the student's process (scoring.py): the kernel's test cells count for
+nothing, the grader's checker runs them again on a record of the student's calls. An attacker whose
+kernel stops recording (an input transformer that empties the test cells, a forged record) loses
+exercise 3 too: 0 of 7.
 """
 
 from __future__ import annotations
@@ -158,6 +161,31 @@ FORGED = {
     "input_transformer": WRONG + (
         "get_ipython().input_transformers_post.append(\n"
         "    lambda lines: ['pass\\n'] if any('assert' in line for line in lines) else lines)\n"),
+    # a hook that hides the error of every later cell
+    "post_run_hook": WRONG + (
+        "get_ipython().events.register('post_run_cell',\n"
+        "    lambda result: setattr(result, 'error_in_exec', None))\n"),
+    # a hook that gives every later cell an execute_result (nbgrader: partial credit = it)
+    "pre_run_result": WRONG + (
+        "get_ipython().events.register('pre_run_cell', lambda *args: get_ipython()\n"
+        "    .display_pub.publish({'text/plain': '2'}) or get_ipython().displayhook(2))\n"),
+    # a result whose comparisons are all True
+    "rigged_comparisons": (
+        "class Rigged(np.ndarray):\n"
+        "    def __eq__(self, other):\n        return np.ones(np.shape(other), bool)\n"
+        "    __le__ = __ge__ = __lt__ = __gt__ = __eq__\n"
+        "    def __sub__(self, other):\n        return np.zeros(np.shape(other))\n"
+        "    __rsub__ = __sub__\n"
+        "def softmax(x):\n    return np.zeros_like(x).view(Rigged)\n"),
+    # the kernel's record forged: every call of softmax claims an answer
+    "forged_record": WRONG + (
+        "import minilm.grading.recorder as recorder\n"
+        "from IPython.display import display\n"
+        "event = {'call': 'softmax', 'key': None, 'arguments': '', 'callbacks': [],\n"
+        "         'changes': [], 'result': {'$ref': ['a', 0]}}\n"
+        "recorder.start = lambda *args: None\n"
+        "recorder.finish = lambda: display({recorder.MIME: {'events': [event] * 9,\n"
+        "                                                   'missing': []}}, raw=True)\n"),
 }
 
 
@@ -254,11 +282,14 @@ def test_attack_earns_nothing(red_team, student):
 
 
 @pytest.mark.parametrize("student", sorted(FORGED))
-@pytest.mark.xfail(strict=True, reason="issue 17 item 2: scores are still decided in the "
-                                       "student's kernel")
 def test_forged_pass_earns_nothing(red_team, student):
     result = red_team["report"][student]
-    assert (result.score, result.max_score) == (4, 7), result.notes
+    assert result.status == "graded", result.error
+    assert result.max_score == 7, result.notes
+    if student in ("input_transformer", "forged_record"):  # no record of exercise 3 either
+        assert result.score == 0, result.notes
+    else:
+        assert result.score == 4, result.notes
 
 
 def test_nothing_outside_the_attackers_results_changed(red_team):

@@ -1,4 +1,5 @@
-"""`ResilientExecute`: nbgrader's `Execute` step, made to survive a stuck or dead kernel.
+"""`ResilientExecute`: nbgrader's `Execute` step, made to survive a stuck or dead kernel and
+to score outside the student's process.
 
 What nbgrader 0.9.6 / nbclient do with a cell that runs too long (read in their source and
 measured): at `Execute.timeout` the kernel gets an interrupt (SIGINT). A Python loop stops with
@@ -17,20 +18,31 @@ It also caps the output a cell may send (`max_output_chars`, counted while it ar
 who prints in a tight loop cannot fill the grader's memory. Errors are always kept, and so is the
 start of any stderr output (nbgrader scores a test cell that wrote to stderr 0).
 
+Each test cell's score is decided outside the student's process (`scores_outside`, on by
+default; scoring.py): the cell runs in the kernel with the student's calls recorded, then again
+in the grader's checker with those calls replayed, and the checker's output is the cell's.
+
 Messages for the instructor go to the nbgrader log, prefixed `minilm-grading:`.
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
-from traitlets import Integer
+from traitlets import Bool, Integer
+
+from .checker import Checker, CheckerFailed
+from .scoring import START, checker_outputs, fetch_record, trusted_cells
+from .scoring import bound_names as _bound
+from .scoring import student_names as _student_names
 
 NOTE = "minilm-grading:"  # prefix of the log lines that `minilm grade` shows per student
+GRADER_ERRORS = ("CellTimeoutError", "DeadKernelError", "KernelLost")  # what the grader saw
 STDERR_KEPT = 2000  # characters of a late stderr output kept after the output cap
 
 
@@ -61,14 +73,36 @@ class ResilientExecute(Execute):
         600, help="Seconds the whole notebook may run, restarts included; the cells left "
                   "when it is spent are not run (their tests score 0).").tag(config=True)
 
+    scores_outside = Bool(
+        True, help="Decide each test cell's score in the grader's checker, from a record of the "
+                   "student's calls (scoring.py), not from the test cell's outputs in the "
+                   "student's kernel.").tag(config=True)
+
     def preprocess(self, nb, resources=None, km=None):
         self._replay = []  # sources of the cells to re-run after a restart, in order
         self._lost = None  # why the kernel could not be brought back (then nothing more runs)
         self._chars, self._truncated = 0, False
         self._deadline = time.monotonic() + self.notebook_timeout
-        return super().preprocess(nb, resources, km)
+        self._trusted = trusted_cells(resources) if self.scores_outside else None
+        self._checker = Checker(self.timeout or self.notebook_timeout)
+        self._instructor_names, self._setup = set(), []
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self._checker.close()
 
     def preprocess_cell(self, cell, resources, index):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type != "code" or self._trusted is None or grade_id not in self._trusted:
+            return self._run_cell(cell, resources, index)
+        source = self._trusted[grade_id]
+        if not (utils.is_grade(cell) and not utils.is_solution(cell)):
+            self._setup.append((source, grade_id))  # run in the checker before the next test
+            self._instructor_names |= _bound(source)
+            return self._run_cell(cell, resources, index)
+        return self._score_outside(cell, resources, index, source)
+
+    def _run_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not cell.source.strip():
             return super().preprocess_cell(cell, resources, index)
         self._chars = 0
@@ -101,6 +135,54 @@ class ResilientExecute(Execute):
         if self._truncated:
             self.log.warning("%s output of %s cut at %d characters", NOTE,
                              cell_name(cell, index), self.max_output_chars)
+        return cell, resources
+
+    # -- scores decided outside the student's process (scoring.py) -----------------------
+
+    def _score_outside(self, cell, resources, index, source: str):
+        from jupyter_core.utils import ensure_async, run_sync
+
+        name = cell_name(cell, index)
+        names = _student_names(source, self._instructor_names)
+        self._instructor_names |= _bound(source)
+        try:
+            for setup_source, setup_name in self._setup:  # the instructor's cells so far
+                reply = self._checker.run(setup_source, setup_name)
+                if reply.get("error"):
+                    self.log.warning("%s the checker could not run %s: %s", NOTE, setup_name,
+                                     reply["error"])
+            self._setup = []
+            generators = json.dumps(self._checker.generators())
+        except CheckerFailed as failure:
+            self.log.warning("%s %s: %s", NOTE, name, failure)
+            generators = "{}"
+        if self.kc is not None and not self._lost:
+            async def start():
+                msg_id = await ensure_async(self.kc.execute(
+                    START.format(names=names, generators=generators), silent=True,
+                    store_history=False))
+                await self.async_wait_for_reply(msg_id)
+            run_sync(start)()
+        cell, resources = self._run_cell(cell, resources, index)
+        if self._lost and not self.kc:
+            return cell, resources
+        seen = [out for out in cell.outputs  # what the grader itself saw go wrong: kept
+                if out.output_type == "error" and out.ename in GRADER_ERRORS]
+        record = None
+        if self.kc is not None:
+            left = max(1.0, min(60.0, self._deadline - time.monotonic()))
+            record = run_sync(fetch_record)(self.kc, left)
+        if not isinstance(record, dict):
+            record = {"events": [], "lost": True}
+        if seen:
+            record["kernel_error"] = f"{seen[0].ename}: {seen[0].evalue}"
+        try:
+            reply = self._checker.run(source, name, names, record)
+            cell.outputs = seen + checker_outputs(reply, source, cell.get("execution_count"))
+        except CheckerFailed as failure:
+            self.log.warning("%s %s: %s", NOTE, name, failure)
+            cell.outputs = seen + [error_output("CheckerFailed", f"{failure}: this test "
+                                                                 "scores 0")]
         return cell, resources
 
     # -- a stuck or dead kernel --------------------------------------------------------------
