@@ -88,8 +88,9 @@ class Recorded:
         event = {"call": self.recorded_name, "key": self._key,
                  "arguments": fingerprint((args, kwargs)), "callbacks": []}
         tracked = _track((list(args), kwargs))
-        args = [_callback(a, ["a", i], event) for i, a in enumerate(args)]
-        kwargs = {k: _callback(a, ["k", k], event) for k, a in kwargs.items()}
+        refs = {id(obj): path for path, obj, _ in tracked}
+        args = [_callback(a, ["a", i], event, refs) for i, a in enumerate(args)]
+        kwargs = {k: _callback(a, ["k", k], event, refs) for k, a in kwargs.items()}
         recording.events.append(event)
         recording.depth += 1
         try:
@@ -99,20 +100,20 @@ class Recorded:
             raise
         finally:
             recording.depth -= 1
-            refs = {id(obj): path for path, obj, _ in tracked}
             event["changes"] = _changes(tracked, refs)
         event["result"] = encode(result, refs)
         return result
 
 
-def _callback(arg, path, event):
-    """A function the test passed in (not the student's): its calls are recorded too."""
+def _callback(arg, path, event, refs):
+    """A function the test passed in (not the student's): its calls are recorded too (an
+    argument of the call passed on to it travels as a reference)."""
     if isinstance(arg, Recorded) or not is_test_function(arg):
         return arg
 
     class Callback:
         def __call__(self, *args, **kwargs):
-            event["callbacks"].append({"path": path, "args": encode((args, kwargs))})
+            event["callbacks"].append({"path": path, "args": encode((args, kwargs), refs)})
             return arg(*args, **kwargs)
 
         def __getattr__(self, attr):

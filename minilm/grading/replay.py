@@ -89,7 +89,7 @@ class Replayer:
         for callback in _list(event.get("callbacks")):
             path = callback.get("path") if isinstance(callback, dict) else None
             target = _resolve(arguments, path)
-            given = self._decode(what, callback.get("args"))
+            given = self._decode(what, callback.get("args"), lambda p: _resolve(arguments, p))
             if len(path) != 2 or not is_test_function(target) or not (
                     isinstance(given, tuple) and len(given) == 2 and
                     isinstance(given[0], tuple) and isinstance(given[1], dict)):
