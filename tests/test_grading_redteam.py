@@ -177,6 +177,11 @@ FORGED = {
         "    def __sub__(self, other):\n        return np.zeros(np.shape(other))\n"
         "    __rsub__ = __sub__\n"
         "def softmax(x):\n    return np.zeros_like(x).view(Rigged)\n"),
+    # the library's answer, under its own name and under another
+    "library_answer": "def softmax(x):\n    return reference.softmax(x)\n",
+    "library_answer_aliased": (
+        "from minilm.kernels.reference import softmax as library_softmax\n"
+        "def softmax(x, _answer=library_softmax):\n    return _answer(x)\n"),
     # the kernel's record forged: every call of softmax claims an answer
     "forged_record": WRONG + (
         "import minilm.grading.recorder as recorder\n"

@@ -18,14 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minilm.grading import notebook_tools
+from minilm.grading import notebook_tools, recorder, shelf
 from minilm.grading.checker import Checker, run_cell
-from minilm.grading.recorder import Recording
 from minilm.grading.replay import NotRecorded, Replayer
 from minilm.grading.scoring import student_names
 from minilm.grading.wire import Opaque, WireError, decode, encode, fingerprint
 
-SETUP = "import numpy as np\nrng = np.random.default_rng(0)\n"
+SETUP = "import numpy as np\nfrom minilm import kbit\nrng = np.random.default_rng(0)\n"
 
 
 def kernel_then_checker(student: str, test: str, tamper=None):
@@ -33,16 +32,14 @@ def kernel_then_checker(student: str, test: str, tamper=None):
     kernel = {"__name__": "__main__"}
     exec(SETUP, kernel)
     exec(student, kernel)
-    names = student_names(test, {"np", "rng"})
-    recording = Recording(kernel, names)
-    notebook_tools.set_fact_hook(recording.fact)
+    names = student_names(test, {"np", "rng", "kbit"})
+    recorder.start(kernel, names, "{}", shelf.declared(test))
     try:
         exec(test, kernel)
     except Exception:  # the kernel's own verdict does not count
         pass
     finally:
-        notebook_tools.set_fact_hook(None)
-    record = json.loads(json.dumps(recording.finish()))
+        record = json.loads(json.dumps(recorder.stop()))
     if tamper:
         tamper(record)
     checker = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -288,7 +285,6 @@ def test_the_checker_process_answers_and_survives_a_hang():
 
 
 def test_the_kernels_generators_follow_the_checkers():
-    from minilm.grading import recorder
     from minilm.grading.checker import generators
 
     checker = {"rng": np.random.default_rng(0), "other": 3}
@@ -297,8 +293,7 @@ def test_the_kernels_generators_follow_the_checkers():
     for kernel in ({"rng": np.random.default_rng(0)},  # a restarted kernel: a fresh generator
                    {"rng": "the student's own rng"}):
         recorder.start(kernel, [], states)
-        recorder._recording = None
-        notebook_tools.set_fact_hook(None)
+        recorder.stop()
         expected = copy.deepcopy(checker["rng"]).standard_normal(3)
         assert kernel["rng"].standard_normal(3).tolist() == expected.tolist()
 
@@ -312,3 +307,70 @@ def test_a_failed_check_quotes_its_lines_as_ipython_does():
     outputs = checker_outputs({**reply, "stdout": "hi\n"}, source, 7)
     assert [o.output_type for o in outputs] == ["stream", "error"]
     assert outputs[1].traceback[0] == "Cell In[7], line 3\n----> 3 assert x == 2, 'x'"
+
+
+# -- the answer is not on the shelf (shelf.py) ---------------------------------------------------
+
+OFF = "# Off limits when graded (this exercise asks you to write them): minilm.kbit.pack\n"
+PACK4 = (OFF + "codes = rng.integers(0, 16, size=33, dtype=np.uint8)\n"
+         "np.testing.assert_array_equal(pack4(codes), kbit.pack(codes, 4))\n")
+
+
+def test_the_off_limits_are_read_from_the_opening_comment_only():
+    assert shelf.declared(OFF + "x = 1") == ("minilm.kbit.pack",)
+    assert shelf.declared("# off limits when graded:\n#   a.b,\n#   c.d\nx = 1") == ("a.b", "c.d")
+    assert shelf.declared("x = 1\n" + OFF) == ()
+    assert shelf.resolve("minilm.kbit.matmul:matmul_reference").__name__ == "matmul_reference"
+    assert shelf.resolve("minilm.kbit.MATMUL_VERSIONS[v2]").__name__ == "matmul_v2"
+    assert shelf.resolve("minilm.optim.AdamW.step").__qualname__ == "AdamW.step"
+    assert shelf.resolve("minilm.kbit.pack").__name__ == "pack"
+    assert shelf.resolve("minilm.kbit.nothing") is None and shelf.resolve("nothing.x") is None
+
+
+@pytest.mark.parametrize("student", [
+    "def pack4(codes):\n    return kbit.pack(codes, 4)\n",
+    "from minilm.kbit import pack as my_pack\ndef pack4(codes):\n    return my_pack(codes, 4)\n",
+    "def pack4(codes, _pack=kbit.pack):\n    return _pack(codes, 4)\n",
+    "import sys\ndef pack4(codes):\n    return sys.modules['minilm.kbit.pack'].pack(codes, 4)\n",
+])
+def test_the_librarys_answer_fails_the_exercise(student):
+    reply, _ = kernel_then_checker(student, PACK4)
+    assert reply["error"]["ename"] == "OffLimits", reply
+    assert "this exercise asks you to write it" in reply["error"]["evalue"]
+    assert "minilm.kbit.pack" in reply["error"]["evalue"]
+    codes = np.arange(8, dtype=np.uint8)  # and the library is whole again afterwards
+    assert kbit_pack(codes, 4).tolist() == [16, 50, 84, 118]
+
+
+def kbit_pack(codes, bits):
+    from minilm import kbit
+
+    return kbit.pack(codes, bits)
+
+
+def test_an_own_solution_and_the_tests_references_still_work():
+    student = ("def pack4(codes):\n    padded = np.zeros(codes.size + codes.size % 2, np.uint8)\n"
+               "    padded[:codes.size] = codes\n    return padded[0::2] | (padded[1::2] << 4)\n")
+    reply, _ = kernel_then_checker(student, PACK4)
+    assert reply["error"] is None, reply
+
+
+def test_a_numba_function_off_limits_is_replaced_under_every_name():
+    from minilm.kernels import softmax
+
+    compiled = softmax.softmax_rows
+    namespace = {"alias": compiled}
+    inside = [False]
+    shelf.clear(["minilm.kernels.softmax.softmax_rows", "no.such.thing"], namespace,
+                lambda: inside[0])
+    try:
+        x, out = np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32)
+        namespace["alias"](x, out)  # the test's own call
+        assert np.allclose(out, 1 / 3)
+        inside[0] = True
+        for fn in (namespace["alias"], softmax.softmax_rows):
+            with pytest.raises(shelf.OffLimits, match="softmax_rows"):
+                fn(x, out)
+    finally:
+        shelf.restore()
+    assert softmax.softmax_rows is compiled and namespace["alias"] is compiled

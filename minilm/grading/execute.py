@@ -36,6 +36,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer
 
+from . import shelf
 from .checker import Checker, CheckerFailed
 from .scoring import START, checker_outputs, fetch_record, trusted_cells
 from .scoring import bound_names as _bound
@@ -159,8 +160,9 @@ class ResilientExecute(Execute):
         if self.kc is not None and not self._lost:
             async def start():
                 msg_id = await ensure_async(self.kc.execute(
-                    START.format(names=names, generators=generators), silent=True,
-                    store_history=False))
+                    START.format(names=names, generators=generators,
+                                 off_limits=shelf.declared(source)),
+                    silent=True, store_history=False))
                 await self.async_wait_for_reply(msg_id)
             run_sync(start)()
         cell, resources = self._run_cell(cell, resources, index)

@@ -22,7 +22,7 @@ import json
 
 import numpy as np
 
-from . import notebook_tools
+from . import notebook_tools, shelf
 from .replay import is_test_function
 from .wire import decode, encode, fingerprint, is_device_array
 
@@ -36,6 +36,7 @@ class Recording:
 
     def __init__(self, namespace: dict, names: list[str]):
         self.namespace, self.events, self.depth = namespace, [], 0
+        self.in_student_code = False  # inside a recorded call (not a fact, not the test's code)
         self.originals = {name: namespace[name] for name in names if name in namespace}
         self.missing = sorted(set(names) - set(self.originals))
         for name, target in self.originals.items():
@@ -93,6 +94,7 @@ class Recorded:
         kwargs = {k: _callback(a, ["k", k], event, refs) for k, a in kwargs.items()}
         recording.events.append(event)
         recording.depth += 1
+        recording.in_student_code = True
         try:
             result = self.recorded_target(*args, **kwargs)
         except Exception as error:
@@ -100,6 +102,7 @@ class Recorded:
             raise
         finally:
             recording.depth -= 1
+            recording.in_student_code = False
             event["changes"] = _changes(tracked, refs)
         event["result"] = encode(result, refs)
         return result
@@ -180,10 +183,13 @@ def _changes(tracked, refs) -> list:
 _recording: Recording | None = None
 
 
-def start(namespace: dict, names: list[str], generators: str = "{}") -> None:
+def start(namespace: dict, names: list[str], generators: str = "{}",
+          off_limits: tuple[str, ...] = ()) -> None:
     """Record the calls of `names` (the student's) until `finish`; first set the instructor's
-    random generators to the checker's states (`generators`, JSON: {name: state})."""
+    random generators to the checker's states (`generators`, JSON: {name: state}), and make
+    the library functions `off_limits` (dotted names) raise `OffLimits` in the student's code."""
     global _recording
+    shelf.clear(off_limits, namespace, lambda: bool(_recording and _recording.in_student_code))
     for name, state in json.loads(generators).items():
         state = decode(state)
         if not isinstance(namespace.get(name), np.random.Generator):
@@ -194,12 +200,17 @@ def start(namespace: dict, names: list[str], generators: str = "{}") -> None:
     notebook_tools.set_fact_hook(_recording.fact)
 
 
-def finish() -> None:
-    """Stop recording and send the record to the grader (a display message of type MIME)."""
+def stop() -> dict:
+    """Stop recording: the record, with the student's names and the library as they were."""
     global _recording
-    from IPython.display import display
-
     recording, _recording = _recording, None
     notebook_tools.set_fact_hook(None)
-    record = recording.finish() if recording else {"events": [], "missing": [], "lost": True}
-    display({MIME: record}, raw=True)
+    shelf.restore()
+    return recording.finish() if recording else {"events": [], "missing": [], "lost": True}
+
+
+def finish() -> None:
+    """Stop recording and send the record to the grader (a display message of type MIME)."""
+    from IPython.display import display
+
+    display({MIME: stop()}, raw=True)

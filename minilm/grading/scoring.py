@@ -76,7 +76,7 @@ def student_names(source: str, instructor_names: set[str]) -> list[str]:
 
 
 START = ("__import__('minilm.grading.recorder', fromlist=['start'])"
-         ".start(globals(), {names!r}, {generators!r})")
+         ".start(globals(), {names!r}, {generators!r}, {off_limits!r})")
 FINISH = "__import__('minilm.grading.recorder', fromlist=['finish']).finish()"
 
 
