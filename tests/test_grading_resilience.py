@@ -73,6 +73,11 @@ def submissions() -> dict:
                              "    e = np.exp(x - x.max(axis=-1, keepdims=True))\n"
                              "    return e / e.sum(axis=-1, keepdims=True)")
     _body(nb, "ex3_gelu", "    return x")
+    # and it saw the hidden tests run in its kernel, and printed them in a later cell's output
+    _cell(nb, "ex1_softmax").source = (
+        "seen = []\nget_ipython().input_transformers_post.append(lambda lines: seen.extend(lines)"
+        " or lines)\n" + _cell(nb, "ex1_softmax").source)
+    _cell(nb, "ex2_row_sum").source = "print(''.join(seen))\n" + _cell(nb, "ex2_row_sum").source
     cases["hidden_fail"] = (nb, 1)
     return cases
 
@@ -138,7 +143,7 @@ def test_feedback_shows_the_failures_but_not_the_hidden_tests(course, graded):
     html = (course / "feedback" / "hidden_fail" / "tiny" / "tiny.html").read_text()
     text = unescape(re.sub(r"<[^>]+>", "", html))
     assert "HIDDEN TESTS" not in text
-    assert not [line for line in HIDDEN_LINES if line in text]
+    assert not [line for line in HIDDEN_LINES if line in text]  # not even as printed in a cell
     assert "x = rng.standard_normal((2, 3)).astype(np.float32)" in text  # the visible tests
     assert "(a hidden test)" in text  # where exercise 1's hidden test failed
     assert text.count("Not equal to tolerance") == 2  # the message of each failed check

@@ -176,8 +176,9 @@ class ResilientExecute(Execute):
             record = run_sync(fetch_record)(self.kc, left)
         if not isinstance(record, dict):
             record = {"events": [], "lost": True}
-        if seen:
-            record["kernel_error"] = f"{seen[0].ename}: {seen[0].evalue}"
+        errors = seen or [out for out in cell.outputs if out.output_type == "error"]
+        if errors:  # said when the checker misses a call (the kernel stopped there)
+            record["kernel_error"] = f"{errors[0].ename}: {str(errors[0].evalue)[:300]}"
         try:
             reply = self._checker.run(source, name, names, record)
             cell.outputs = seen + checker_outputs(reply, source, cell.get("execution_count"))

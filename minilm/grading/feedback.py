@@ -24,7 +24,19 @@ class FeedbackWithoutHiddenTests(ClearHiddenTests):
     """nbgrader's ClearHiddenTests for the feedback of a graded notebook: each test cell loses its
     hidden tests, and its error outputs the lines of them that a traceback quotes (the frame of
     the cell itself); the failing line of a hidden test shows as "(a hidden test)". The message
-    of every failed check stays."""
+    of every failed check stays. The student's kernel ran the hidden tests too, so a line of
+    them that a student's cell printed (its code could read the test cell while it ran) is
+    taken out of every other output as well."""
+
+    def preprocess(self, nb, resources):
+        secret = {line.strip() for cell in nb.cells if utils.is_grade(cell)
+                  for number, line in enumerate(cell.source.split("\n"), 1)
+                  if number in self._hidden_lines(cell.source) and len(line.strip()) >= 12}
+        nb, resources = super().preprocess(nb, resources)
+        for cell in nb.cells:
+            for output in cell.get("outputs", []) if not utils.is_grade(cell) else []:
+                _redact(output, secret)
+        return nb, resources
 
     def preprocess_cell(self, cell, resources, cell_index):
         if not utils.is_grade(cell):  # only test cells hold hidden tests
@@ -46,6 +58,23 @@ class FeedbackWithoutHiddenTests(ClearHiddenTests):
                 hidden.add(number)
             inside = inside and self.end_test_delimeter not in line
         return hidden
+
+
+def _redact(output, secret: set[str]) -> None:
+    """Every line of `secret` taken out of an output's text."""
+    def clean(text: str) -> str:
+        for line in secret:
+            text = text.replace(line, "(a hidden test)")
+        return text
+
+    if "text" in output:
+        output.text = clean(output.text)
+    for mime, value in output.get("data", {}).items():
+        if isinstance(value, str) and mime.startswith("text/"):
+            output.data[mime] = clean(value)
+    if output.get("output_type") == "error":
+        output.evalue = clean(output.evalue)
+        output.traceback = [clean(entry) for entry in output.traceback]
 
 
 def _without_lines(entry: str, numbers: set[int], count) -> str:

@@ -60,7 +60,7 @@ class Replayer:
             self.why += f": {record['kernel_error']})" if isinstance(record, dict) and \
                 record.get("kernel_error") else ")"
         elif isinstance(record.get("kernel_error"), str):
-            self.why = f" (in the kernel: {record['kernel_error'][:300]})"
+            self.why = f" (the test stopped there in your kernel: {record['kernel_error'][:300]})"
 
     def _next(self, what: str) -> dict:
         if self.position >= len(self.events):
