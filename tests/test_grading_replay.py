@@ -374,3 +374,17 @@ def test_a_numba_function_off_limits_is_replaced_under_every_name():
     finally:
         shelf.restore()
     assert softmax.softmax_rows is compiled and namespace["alias"] is compiled
+
+
+def test_a_record_over_the_cap_counts_as_none(monkeypatch):
+    from minilm.grading import checker as checker_module
+
+    monkeypatch.setattr(checker_module, "RECORD_MAX_CHARS", 1000)
+    checker = Checker(timeout=20)
+    try:
+        big = {"events": [{"call": "f", "result": "x" * 2000}]}
+        reply = checker.run("f(1)", "test", ["f"], big)
+        assert reply["error"]["ename"] == "NotRecorded"
+        assert "over 1,000 characters" in reply["error"]["evalue"]
+    finally:
+        checker.close()

@@ -31,6 +31,7 @@ import threading
 import traceback
 
 STDOUT_KEPT = 200_000  # characters of a test cell's printed output kept
+RECORD_MAX_CHARS = 512 * 1024 * 1024  # a larger record of the kernel's is refused (scores 0)
 
 
 # -- the checker process ------------------------------------------------------------------------
@@ -119,26 +120,27 @@ class Checker:
     def run(self, source: str, name: str, names: list[str] | None = None,
             record=None) -> dict:
         """Run an instructor cell (a test cell when `record` is given) and return the reply."""
-        line = json.dumps({"source": source, "name": name, "names": names or [],
-                           "record": record}) + "\n"
-        if self._process is None:
-            self._start()
-        try:
-            reply = self._send(line)
-        except CheckerFailed:
-            self.close()  # the next cell starts a new checker (without this one)
-            raise
+        request = {"source": source, "name": name, "names": names or [], "record": record}
+        line = json.dumps(request) + "\n"
+        if len(line) > RECORD_MAX_CHARS:  # the kernel sent too much: it counts as no record
+            request["record"] = {"events": [], "lost": True, "kernel_error":
+                                 f"its record was over {RECORD_MAX_CHARS:,} characters"}
+            line = json.dumps(request) + "\n"
+        reply = self._request(line)
         self.history.append(line)
         return reply
 
     def generators(self) -> dict:
         """The state of the instructor's random generators now (see `generators`)."""
+        return self._request(json.dumps({"op": "generators"}) + "\n")
+
+    def _request(self, line: str) -> dict:
         if self._process is None:
             self._start()
         try:
-            return self._send(json.dumps({"op": "generators"}) + "\n")
+            return self._send(line)
         except CheckerFailed:
-            self.close()
+            self.close()  # the next request starts a new checker (without this one)
             raise
 
     def _start(self) -> None:
