@@ -2,9 +2,9 @@
 in the checker (wire.py, recorder.py, replay.py, checker.py), in one process.
 
 `kernel_then_checker` runs a "student" cell and a test cell as the kernel would (the student's
-names recorded), sends the record through JSON, and runs the test cell again as the checker
-does: the checker's error (or None) is what the test cell scores.
-"""
+names recorded), sends the record through JSON (its large arrays as buffers beside it), and runs
+the test cell again as the checker does: the checker's error (or None) is what the test cell
+scores."""
 
 from __future__ import annotations
 
@@ -39,12 +39,13 @@ def kernel_then_checker(student: str, test: str, tamper=None):
     except Exception:  # the kernel's own verdict does not count
         pass
     finally:
-        record = json.loads(json.dumps(recorder.stop()))
+        record, buffers = recorder.stop()
+        record = json.loads(json.dumps(record))
     if tamper:
         tamper(record)
     checker = {"__name__": "__main__", "__builtins__": __builtins__}
     run_cell(checker, {"source": SETUP})
-    return run_cell(checker, {"source": test, "names": names, "record": record}), record
+    return run_cell(checker, {"source": test, "names": names, "record": record}, buffers), record
 
 
 # -- the wire ----------------------------------------------------------------------------------
@@ -80,6 +81,52 @@ def test_a_value_crosses_the_wire_unchanged(value):
     back = decode(json.loads(json.dumps(encode(value))))
     assert _same(value, back)
     assert fingerprint(value) == fingerprint(back)
+
+
+@settings(max_examples=100, deadline=None)
+@given(values, st.integers(0, 64))
+def test_large_arrays_cross_as_buffers_unchanged(value, threshold):
+    buffers = []
+    with pytest.MonkeyPatch.context() as patch:  # small arrays too, so hypothesis reaches them
+        patch.setattr("minilm.grading.wire.BUFFERED_BYTES", threshold)
+        data = json.loads(json.dumps(encode(value, buffers=buffers)))
+    back = decode(data, buffers=[bytes(buffer) for buffer in buffers])
+    assert _same(value, back)
+    for array in _arrays_in(back):
+        assert array.flags.writeable
+
+
+def _arrays_in(value):
+    if isinstance(value, np.ndarray):
+        yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _arrays_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _arrays_in(item)
+
+
+def test_a_large_array_travels_beside_the_json():
+    big = np.arange(100_000, dtype=np.float32).reshape(400, 250)[:, ::2]  # not contiguous
+    buffers = []
+    data = encode({"out": big, "small": np.ones(3)}, buffers=buffers)
+    assert len(buffers) == 1 and len(json.dumps(data)) < 500
+    assert _same(decode(data, buffers=buffers), {"out": big, "small": np.ones(3)})
+
+
+@pytest.mark.parametrize("body", [
+    {"buffer": 1, "dtype": "<f4", "shape": [2]}, {"buffer": True, "dtype": "<f4", "shape": [2]},
+    {"buffer": 0, "dtype": "<f4", "shape": [3]}, {"buffer": 0, "dtype": "|O", "shape": [1]},
+    {"buffer": 0, "dtype": "nonsense", "shape": [2]},
+    {"buffer": 0, "dtype": "<f4", "shape": [-2, -1]},
+    {"buffer": 0, "dtype": "<f4", "shape": "2"}, {"buffer": 0, "dtype": "|V0", "shape": [2]},
+    {"buffer": 0, "dtype": "<f4", "shape": [1] * 40}])
+def test_a_buffer_that_does_not_fit_its_array_is_refused(body):
+    with pytest.raises(WireError):
+        decode({"$array": body}, buffers=[np.zeros(2, np.float32).tobytes()])
+    with pytest.raises(WireError):  # and no buffers at all
+        decode({"$array": body})
 
 
 def test_numpy_scalars_and_records_keep_their_type():
@@ -385,6 +432,9 @@ def test_a_record_over_the_cap_counts_as_none(monkeypatch):
         big = {"events": [{"call": "f", "result": "x" * 2000}]}
         reply = checker.run("f(1)", "test", ["f"], big)
         assert reply["error"]["ename"] == "NotRecorded"
-        assert "over 1,000 characters" in reply["error"]["evalue"]
+        assert "over 1,000 bytes" in reply["error"]["evalue"]
+        buffers = [np.zeros(1000, np.uint8)]  # the buffers count too
+        reply = checker.run("f(1)", "test", ["f"], {"events": []}, buffers)
+        assert "over 1,000 bytes" in reply["error"]["evalue"]
     finally:
         checker.close()

@@ -86,8 +86,10 @@ class ResilientExecute(Execute):
         self._deadline = time.monotonic() + self.notebook_timeout
         self._trusted = trusted_cells(resources) if self.scores_outside else None
         self._checker = Checker(self.timeout or self.notebook_timeout)
-        self._instructor_names, self._setup = set(), []
+        self._instructor_names = set()
         try:
+            if self._trusted is not None:
+                self._checker.start()  # its imports overlap the kernel's start
             return super().preprocess(nb, resources, km)
         finally:
             self._checker.close()
@@ -98,8 +100,11 @@ class ResilientExecute(Execute):
             return self._run_cell(cell, resources, index)
         source = self._trusted[grade_id]
         if not (utils.is_grade(cell) and not utils.is_solution(cell)):
-            self._setup.append((source, grade_id))  # run in the checker before the next test
             self._instructor_names |= _bound(source)
+            try:  # the checker runs it while the kernel does (its reply is read later)
+                self._checker.run(source, grade_id, wait=False)
+            except CheckerFailed as failure:
+                self.log.warning("%s %s: %s", NOTE, grade_id, failure)
             return self._run_cell(cell, resources, index)
         return self._score_outside(cell, resources, index, source)
 
@@ -147,16 +152,13 @@ class ResilientExecute(Execute):
         names = _student_names(source, self._instructor_names)
         self._instructor_names |= _bound(source)
         try:
-            for setup_source, setup_name in self._setup:  # the instructor's cells so far
-                reply = self._checker.run(setup_source, setup_name)
-                if reply.get("error"):
-                    self.log.warning("%s the checker could not run %s: %s", NOTE, setup_name,
-                                     reply["error"])
-            self._setup = []
             generators = json.dumps(self._checker.generators())
         except CheckerFailed as failure:
             self.log.warning("%s %s: %s", NOTE, name, failure)
             generators = "{}"
+        for setup_name, error in self._checker.setup_errors:
+            self.log.warning("%s the checker could not run %s: %s", NOTE, setup_name, error)
+        self._checker.setup_errors.clear()
         if self.kc is not None and not self._lost:
             async def start():
                 msg_id = await ensure_async(self.kc.execute(
@@ -170,17 +172,17 @@ class ResilientExecute(Execute):
             return cell, resources
         seen = [out for out in cell.outputs  # what the grader itself saw go wrong: kept
                 if out.output_type == "error" and out.ename in GRADER_ERRORS]
-        record = None
+        record, buffers = None, []
         if self.kc is not None:
             left = max(1.0, min(60.0, self._deadline - time.monotonic()))
-            record = run_sync(fetch_record)(self.kc, left)
+            record, buffers = run_sync(fetch_record)(self.kc, left)
         if not isinstance(record, dict):
-            record = {"events": [], "lost": True}
+            record, buffers = {"events": [], "lost": True}, []
         errors = seen or [out for out in cell.outputs if out.output_type == "error"]
         if errors:  # said when the checker misses a call (the kernel stopped there)
             record["kernel_error"] = f"{errors[0].ename}: {str(errors[0].evalue)[:300]}"
         try:
-            reply = self._checker.run(source, name, names, record)
+            reply = self._checker.run(source, name, names, record, buffers)
             cell.outputs = seen + checker_outputs(reply, source, cell.get("execution_count"))
         except CheckerFailed as failure:
             self.log.warning("%s %s: %s", NOTE, name, failure)

@@ -19,6 +19,7 @@ itself. Calls made while a recorded call runs (a function calling another, the c
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class Recording:
 
     def __init__(self, namespace: dict, names: list[str]):
         self.namespace, self.events, self.depth = namespace, [], 0
+        self.buffers: list = []  # large arrays of the record, sent as binary frames (wire.py)
         self.in_student_code = False  # inside a recorded call (not a fact, not the test's code)
         self.originals = {name: namespace[name] for name in names if name in namespace}
         self.missing = sorted(set(names) - set(self.originals))
@@ -54,7 +56,7 @@ class Recording:
             raise
         finally:
             self.depth -= 1
-        self.events.append({"fact": name, "value": encode(value)})
+        self.events.append({"fact": name, "value": encode(value, buffers=self.buffers)})
         return value
 
     def finish(self) -> dict:
@@ -90,8 +92,10 @@ class Recorded:
                  "arguments": fingerprint((args, kwargs)), "callbacks": []}
         tracked = _track((list(args), kwargs))
         refs = {id(obj): path for path, obj, _ in tracked}
-        args = [_callback(a, ["a", i], event, refs) for i, a in enumerate(args)]
-        kwargs = {k: _callback(a, ["k", k], event, refs) for k, a in kwargs.items()}
+        args = [_callback(a, ["a", i], event, refs, recording.buffers)
+                for i, a in enumerate(args)]
+        kwargs = {k: _callback(a, ["k", k], event, refs, recording.buffers)
+                  for k, a in kwargs.items()}
         recording.events.append(event)
         recording.depth += 1
         recording.in_student_code = True
@@ -103,12 +107,12 @@ class Recorded:
         finally:
             recording.depth -= 1
             recording.in_student_code = False
-            event["changes"] = _changes(tracked, refs)
-        event["result"] = encode(result, refs)
+            event["changes"] = _changes(tracked, refs, recording.buffers)
+        event["result"] = encode(result, refs, buffers=recording.buffers)
         return result
 
 
-def _callback(arg, path, event, refs):
+def _callback(arg, path, event, refs, buffers):
     """A function the test passed in (not the student's): its calls are recorded too (an
     argument of the call passed on to it travels as a reference)."""
     if isinstance(arg, Recorded) or not is_test_function(arg):
@@ -116,7 +120,8 @@ def _callback(arg, path, event, refs):
 
     class Callback:
         def __call__(self, *args, **kwargs):
-            event["callbacks"].append({"path": path, "args": encode((args, kwargs), refs)})
+            event["callbacks"].append({"path": path,
+                                       "args": encode((args, kwargs), refs, buffers=buffers)})
             return arg(*args, **kwargs)
 
         def __getattr__(self, attr):
@@ -159,24 +164,24 @@ def _track(arguments) -> list:
     return found
 
 
-def _changes(tracked, refs) -> list:
+def _changes(tracked, refs, buffers) -> list:
     changes = []
     for path, obj, before in tracked:
         if isinstance(obj, np.ndarray) or is_device_array(obj):
             after = obj if isinstance(obj, np.ndarray) else obj.copy_to_host()
             if not np.array_equal(after, before, equal_nan=after.dtype.kind in "fc"):
-                changes.append({"path": path, "array": encode(np.asarray(after))})
+                changes.append({"path": path, "array": encode(np.asarray(after), buffers=buffers)})
         elif isinstance(obj, list):
             if [id(item) for item in obj] != before:
-                changes.append({"path": path, "items": encode(list(obj), refs)})
+                changes.append({"path": path, "items": encode(list(obj), refs, buffers=buffers)})
         elif isinstance(obj, dict):
             if [(k, id(v)) for k, v in obj.items()] != before:
-                changes.append({"path": path, "items": encode(dict(obj), refs)})
+                changes.append({"path": path, "items": encode(dict(obj), refs, buffers=buffers)})
         else:
             now = vars(obj)
             changed = {k: v for k, v in now.items() if before.get(k) != id(v)}
             if changed:
-                changes.append({"path": path, "attributes": encode(changed, refs)})
+                changes.append({"path": path, "attributes": encode(changed, refs, buffers=buffers)})
     return changes
 
 
@@ -200,17 +205,29 @@ def start(namespace: dict, names: list[str], generators: str = "{}",
     notebook_tools.set_fact_hook(_recording.fact)
 
 
-def stop() -> dict:
-    """Stop recording: the record, with the student's names and the library as they were."""
+def stop() -> tuple[dict, list]:
+    """Stop recording: (the record, its large arrays as buffers), with the student's names and
+    the library as they were."""
     global _recording
     recording, _recording = _recording, None
     notebook_tools.set_fact_hook(None)
     shelf.restore()
-    return recording.finish() if recording else {"events": [], "missing": [], "lost": True}
+    if recording is None:
+        return {"events": [], "missing": [], "lost": True}, []
+    return recording.finish(), recording.buffers
 
 
 def finish() -> None:
-    """Stop recording and send the record to the grader (a display message of type MIME)."""
-    from IPython.display import display
+    """Stop recording and send the record to the grader: one display message of type MIME, its
+    large arrays as the message's binary frames (read by scoring.fetch_record)."""
+    from IPython import get_ipython
 
-    display({MIME: stop()}, raw=True)
+    record, buffers = stop()
+    publisher = getattr(get_ipython(), "display_pub", None)
+    if getattr(publisher, "session", None) is None:
+        raise RuntimeError("the record goes to the grader from a Jupyter kernel; this is none")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    content = {"data": {MIME: record}, "metadata": {}, "transient": {}}
+    message = publisher.session.msg("display_data", content, parent=publisher.parent_header)
+    publisher.session.send(publisher.pub_socket, message, ident=publisher.topic, buffers=buffers)

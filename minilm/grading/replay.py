@@ -4,16 +4,17 @@ The checker (checker.py) runs each test cell again, in a process of the grader's
 student code runs. There the names of the student's functions are `Replayed` proxies: a call
 takes the next event of the record the kernel sent (recorder.py), checks that it is this call
 with these arguments (the fingerprints must match: a result counts only for the grader's own
-inputs), calls the test's callbacks as the student's function did, makes the same changes to the
-arguments (an `out` array filled, a dict of parameters updated in place), and returns the
-recorded result, or raises the recorded exception. The assertions that follow are the
-checker's: a patched `numpy.testing`, a rigged comparison or an IPython hook in the kernel has
-nothing to act on here.
-"""
+inputs), calls the test's callbacks as the student's function did (their sleeps skipped), makes
+the same changes to the arguments (an `out` array filled, a dict of parameters updated in
+place), and returns the recorded result, or raises the recorded exception. The assertions that
+follow are the checker's: a patched `numpy.testing`, a rigged comparison or an IPython hook in
+the kernel has nothing to act on here."""
 
 from __future__ import annotations
 
 import builtins
+import contextlib
+import time
 import types
 
 import numpy as np
@@ -49,7 +50,8 @@ def rebuild(raised) -> Exception:
 class Replayer:
     """The events of one test cell's record, taken in order."""
 
-    def __init__(self, record):
+    def __init__(self, record, buffers=()):
+        self.buffers = list(buffers)  # the record's large arrays (wire.py)
         events = record.get("events") if isinstance(record, dict) else None
         self.events = events if isinstance(events, list) else []
         self.position = 0
@@ -97,7 +99,8 @@ class Replayer:
                     isinstance(given, tuple) and len(given) == 2 and
                     isinstance(given[0], tuple) and isinstance(given[1], dict)):
                 raise NotRecorded(f"{what}: a recorded callback that the test did not pass")
-            target(*given[0], **{str(k): v for k, v in given[1].items()})  # as yours called it
+            with _no_sleep():  # its effects count here; its times were the kernel's
+                target(*given[0], **{str(k): v for k, v in given[1].items()})  # as yours did
         self._apply(what, arguments, _list(event.get("changes")))
         if "raised" in event:
             raise rebuild(event["raised"])
@@ -107,7 +110,7 @@ class Replayer:
 
     def _decode(self, what, data, resolve=None):
         try:
-            return decode(data, resolve)
+            return decode(data, resolve, buffers=self.buffers)
         except (WireError, RecursionError, TypeError, ValueError) as error:
             raise NotRecorded(f"{what}: the recorded value cannot be read ({error})") from None
 
@@ -147,6 +150,17 @@ class Replayer:
                     setattr(target, str(name), value)
             else:
                 raise NotRecorded(f"{what}: a recorded change does not fit its argument")
+
+
+@contextlib.contextmanager
+def _no_sleep():
+    """`time.sleep` returns at once: a test's callback replayed in the checker has its effects
+    (a list appended to), but what the student's function measured of it is in the record."""
+    sleep, time.sleep = time.sleep, lambda seconds: None
+    try:
+        yield
+    finally:
+        time.sleep = sleep
 
 
 def is_test_function(obj) -> bool:

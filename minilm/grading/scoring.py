@@ -79,12 +79,13 @@ FINISH = "__import__('minilm.grading.recorder', fromlist=['finish']).finish()"
 
 
 async def fetch_record(kc, timeout: float):
-    """Ask the kernel for its record of the test cell just run: the record (whatever the
-    kernel sent: the checker reads it with care), or None when it sent none in time."""
+    """Ask the kernel for its record of the test cell just run: (the record, the message's
+    binary buffers) as the kernel sent them (the checker reads them with care), or (None, [])
+    when it sent none in time."""
     from jupyter_core.utils import ensure_async
 
     msg_id = await ensure_async(kc.execute(FINISH, store_history=False, allow_stdin=False))
-    deadline, record = time.monotonic() + timeout, None
+    deadline, record, buffers = time.monotonic() + timeout, None, []
     while (left := deadline - time.monotonic()) > 0:
         try:
             msg = await ensure_async(kc.get_iopub_msg(timeout=left))
@@ -95,6 +96,7 @@ async def fetch_record(kc, timeout: float):
         content = msg.get("content", {})
         if msg["msg_type"] == "display_data" and record is None:
             record = content.get("data", {}).get(MIME)  # its size is capped by the checker
+            buffers = msg.get("buffers") or []
         elif msg["msg_type"] == "status" and content.get("execution_state") == "idle":
             break
     while (left := deadline - time.monotonic()) > 0:  # its reply, so that none is left queued
@@ -104,7 +106,7 @@ async def fetch_record(kc, timeout: float):
             break
         if reply.get("parent_header", {}).get("msg_id") == msg_id:
             break
-    return record
+    return record, buffers
 
 
 def checker_outputs(reply: dict, source: str, count) -> list[NotebookNode]:
