@@ -313,9 +313,34 @@ def test_facts_come_from_the_kernel_and_are_replayed():
         replayer.fact("other", lambda: 0)
 
 
-def test_the_checker_process_answers_and_survives_a_hang():
+@pytest.fixture
+def warm_zygote():
+    """A zygote for this test (as a grading worker has), stopped after it."""
+    from minilm.grading import zygote
+
+    zygote.start()
+    yield zygote._zygote[0]
+    process, control = zygote._zygote or (None, None)
+    zygote._zygote = None
+    if control is not None:
+        control.close()  # the zygote ends when its worker's end closes
+        process.wait(10)
+
+
+@pytest.fixture(params=["fresh", "forked"])
+def checker_start(request):
+    """How checkers start: a fresh Python each, or forked by a zygote (a grading worker)."""
+    if request.param == "forked":
+        request.getfixturevalue("warm_zygote")
+    return request.param
+
+
+def test_the_checker_process_answers_and_survives_a_hang(checker_start):
     checker = Checker(timeout=20)
     try:
+        checker.start()
+        assert type(checker._process).__name__ == ("Forked" if checker_start == "forked"
+                                                   else "Popen")
         assert checker.run(SETUP, "setup")["error"] is None
         reply = checker.run("print(rng.integers(0, 100))", "test", [], {"events": []})
         assert reply["stdout"].strip().isdigit() and reply["error"] is None
@@ -327,6 +352,49 @@ def test_the_checker_process_answers_and_survives_a_hang():
         checker.timeout = 20  # a new checker, with the cells before the hang run again
         assert checker.run("print(type(rng).__name__)", "after", [], {"events": []}) == \
             {"stdout": "Generator\n", "error": None}
+    finally:
+        checker.close()
+
+
+def test_setup_cells_run_while_the_grader_goes_on(checker_start):
+    checker = Checker(timeout=20)
+    try:
+        assert checker.run(SETUP, "setup", wait=False) is None
+        assert checker.run("1 / 0", "broken_setup", wait=False) is None
+        assert checker.run("x = rng.integers(0, 100)", "more_setup", wait=False) is None
+        assert list(checker.generators()) == ["rng"]  # read after the setup cells' replies
+        assert [(name, error["ename"]) for name, error in checker.setup_errors] == \
+            [("broken_setup", "ZeroDivisionError")]
+        assert checker.run("print(0 <= x < 100)", "test", [], {"events": []}) == \
+            {"stdout": "True\n", "error": None}
+    finally:
+        checker.close()
+
+
+def test_a_forked_checker_that_dies_is_forked_again(warm_zygote):
+    import os
+    import signal
+
+    from minilm.grading import zygote
+    from minilm.grading.checker import CheckerFailed
+
+    checker = Checker(timeout=20)
+    try:
+        checker.run(SETUP + "import numba\n", "setup")
+        os.kill(checker._process.pid, signal.SIGKILL)
+        with pytest.raises(CheckerFailed, match="stopped"):
+            checker.run("print(1)", "test", [], {"events": []})
+        reply = checker.run("print(type(rng).__name__)", "after", [], {"events": []})
+        assert reply == {"stdout": "Generator\n", "error": None}
+        assert type(checker._process).__name__ == "Forked"
+        warm_zygote.kill()  # no zygote any more: a fresh Python takes over
+        warm_zygote.wait(10)
+        os.kill(checker._process.pid, signal.SIGKILL)
+        with pytest.raises(CheckerFailed):
+            checker.run("print(1)", "test", [], {"events": []})
+        assert checker.run("print(rng is not None)", "after", [], {"events": []})["stdout"] \
+            == "True\n"
+        assert type(checker._process).__name__ == "Popen" and zygote._zygote is None
     finally:
         checker.close()
 

@@ -14,10 +14,10 @@ reads one JSON request per line on stdin, `{"source": ..., "names": [...], "reco
 large arrays, wire.py), and answers one JSON line: `{"stdout": ..., "error": null or
 {"ename", "evalue", "lines"}}` (`lines`: where in the cell it was raised); `{"op":
 "generators"}` asks for the state of the random generators the instructor's cells made.
-`Checker` is the grader's side: it starts the process (as the kernel starts: its imports
-overlap the kernel's), sends the setup cells as they come without waiting for them, each test
-cell with its record, and starts it again (re-running the cells so far) if it dies or runs past
-its time.
+`Checker` is the grader's side: it starts the process (as the kernel starts: its imports overlap
+the kernel's; a grading worker forks it from a warm zygote, zygote.py), sends the setup cells as
+they come without waiting for them, each test cell with its record, and starts it again (re-
+running the cells so far) if it dies or runs past its time.
 """
 
 from __future__ import annotations
@@ -191,8 +191,10 @@ class Checker:
             raise
 
     def _start(self) -> None:
+        from .zygote import fork_checker
+
         self._ensure_folder()
-        self._process = subprocess.Popen(
+        self._process = fork_checker(self._folder.name) or subprocess.Popen(
             [sys.executable, "-m", "minilm.grading.checker"], cwd=self._folder.name,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, encoding="utf-8")
@@ -207,7 +209,7 @@ class Checker:
         try:
             self._process.stdin.write(line)
             self._process.stdin.flush()
-        except OSError as error:
+        except (OSError, ValueError) as error:  # ValueError: its pipe is closed
             raise CheckerFailed(f"the grader's checker stopped ({error})") from None
 
     def _read(self) -> dict:

@@ -217,8 +217,7 @@ def _grade_in_pools(students, workers: int, grading, finished) -> list[str]:
     while waiting:
         before = set(active_children())
         pool = ProcessPoolExecutor(min(workers, len(waiting)), mp_context=get_context("spawn"),
-                                   initializer=signal.signal,
-                                   initargs=(signal.SIGINT, signal.SIG_IGN))  # see _grade_in_worker
+                                   initializer=_start_worker)
         running, broken = {}, False
         try:
             while running or (waiting and not broken):
@@ -247,6 +246,15 @@ def _grade_in_pools(students, workers: int, grading, finished) -> list[str]:
         finally:
             pool.shutdown(cancel_futures=True)
     return crashed
+
+
+def _start_worker() -> None:
+    """A pool worker starts: it ignores SIGINT while idle (see `_grade_in_worker`) and starts its
+    checkers' zygote (zygote.py)."""
+    from .zygote import start
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    start()
 
 
 def _grade_in_worker(*args) -> StudentResult:
